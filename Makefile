@@ -1,0 +1,52 @@
+# hmac-chat: `make help` lists the targets.
+CARGO ?= cargo
+# Extra arguments for `make server` / `make client`, e.g. ARGS="--port 6000".
+ARGS ?=
+
+# Debian/Ubuntu packages: the C++ toolchain and X11/OpenGL headers that the
+# FLTK build needs, then Xvfb, xdotool and ImageMagick for the GUI test.
+DEB_PACKAGES := cmake g++ make libx11-dev libxext-dev libxft-dev libxinerama-dev \
+	libxcursor-dev libxrender-dev libxfixes-dev libpango1.0-dev libgl1-mesa-dev \
+	libglu1-mesa-dev xvfb xdotool imagemagick
+
+.PHONY: help build server client test lint key bench deps ci clean
+
+help: ## List the targets.
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 10
+
+build: deps ## Build everything (debug).
+	$(CARGO) build --workspace
+
+server: ## Run the server on 127.0.0.1:5555 (needs only cargo).
+	$(CARGO) run --release -q -p chat-server -- $(ARGS)
+
+client: deps ## Run the desktop client (installs the FLTK build packages if missing).
+	$(CARGO) run --release -q -p chat-client -- $(ARGS)
+
+test: deps ## Run every test (installs what the GUI test needs if missing).
+	$(CARGO) test --workspace
+
+lint: ## rustfmt check, then clippy with warnings as errors.
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+key: ## Create chat.key (32 random bytes as hex, mode 0600); never overwrites.
+	@if [ -e chat.key ]; then echo "chat.key: already exists; not overwriting a key" >&2; exit 2; fi
+	@umask 077 && od -An -vtx1 -N32 /dev/urandom | tr -d ' \n' > chat.key && echo >> chat.key
+	@echo "wrote chat.key; give a copy to everyone who may chat, by a safe channel"
+
+bench: ## Benchmarks (not written yet).
+	@echo "make bench: no benchmarks yet" >&2; exit 1
+
+deps: ## Install the Debian/Ubuntu packages above; does nothing when all are present.
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "deps: installing" $$missing; \
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing
+
+ci: lint test ## What CI runs: lint, then the tests.
+
+clean: ## Remove build output.
+	$(CARGO) clean

@@ -1,0 +1,182 @@
+//! The handshake, both sides, over any `Read + Write` (in the programs, a
+//! [`crate::frame::Deadline`] around the socket, so the whole handshake has
+//! one deadline).
+//!
+//! ```text
+//! client                                   server
+//!   HELLO     version, nonce_c, nick   -->
+//!             <--  CHALLENGE  nonce_s, registered
+//!   (both: T = SHA-256(HELLO frame || CHALLENGE frame), keys = HKDF(T, key || verifier))
+//!   PROOF     HMAC(client proof key, T)  -->
+//!             <--  ACCEPT     HMAC(server proof key, T)   (only after PROOF checks out)
+//! ```
+//! Neither the shared key nor the owner token ever crosses the wire here.
+
+use std::io::{self, Read, Write};
+
+use crate::auth::{self, Key, NONCE_LEN, Opener, Sealer, SessionKeys, TOKEN_LEN};
+use crate::error::{Error, ProtocolError};
+use crate::frame::read_frame;
+use crate::message::{Handshake, kind};
+use crate::random::random_bytes;
+use crate::{MAX_FRAME_LEN, PROTOCOL_VERSION};
+
+/// What the client has once the server has proven itself.
+#[derive(Debug)]
+pub struct ClientSide {
+    /// Tags the frames the client sends.
+    pub sealer: Sealer,
+    /// Checks the frames the server sends.
+    pub opener: Opener,
+}
+
+/// What the server has once the client has proven itself.
+#[derive(Debug)]
+pub struct ServerSide {
+    /// The nickname exactly as HELLO carried it (not yet validated).
+    pub nick: String,
+    /// Whether the keys were derived with an owner token's verifier.
+    pub registered: bool,
+    /// Tags the frames the server sends.
+    pub sealer: Sealer,
+    /// Checks the frames the client sends.
+    pub opener: Opener,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(<secret>)")
+    }
+}
+
+impl std::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Opener(<secret>)")
+    }
+}
+
+/// Timeouts surface as `TimedOut` or `WouldBlock` depending on the platform.
+fn io_error(err: Error) -> Error {
+    match err {
+        Error::Io(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+            Error::HandshakeTimeout
+        }
+        other => other,
+    }
+}
+
+/// Reads one handshake frame; returns its full bytes and the message.
+fn read_handshake<S: Read>(stream: &mut S) -> Result<(Vec<u8>, Handshake), Error> {
+    let mut frame = Vec::new();
+    if !read_frame(stream, MAX_FRAME_LEN, &mut frame).map_err(io_error)? {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+    }
+    let message = Handshake::decode(&frame[4..])?;
+    Ok((frame, message))
+}
+
+fn send<S: Write>(stream: &mut S, message: &Handshake) -> Result<Vec<u8>, Error> {
+    let mut frame = Vec::new();
+    message.encode(&mut frame);
+    stream.write_all(&frame).map_err(|e| io_error(e.into()))?;
+    Ok(frame)
+}
+
+fn unexpected(message: &Handshake) -> Error {
+    let kind = match message {
+        Handshake::Hello { .. } => kind::HELLO,
+        Handshake::Challenge { .. } => kind::CHALLENGE,
+        Handshake::Proof { .. } => kind::PROOF,
+        Handshake::Accept { .. } => kind::ACCEPT,
+        Handshake::Fail { .. } => kind::FAIL,
+    };
+    ProtocolError::UnknownKind(kind).into()
+}
+
+/// Runs the client's side for `nick`, with the nickname's owner token if
+/// this client has one. Fails if the server cannot prove it holds the key
+/// (and, for a registered nickname, the token's verifier).
+pub fn client_handshake<S: Read + Write>(
+    stream: &mut S,
+    key: &Key,
+    nick: &str,
+    token: Option<&[u8; TOKEN_LEN]>,
+) -> Result<ClientSide, Error> {
+    let nonce_client = random_bytes::<NONCE_LEN>()?;
+    let hello = send(stream, &Handshake::Hello { version: PROTOCOL_VERSION, nonce: nonce_client, nick: nick.into() })?;
+    let (challenge, registered) = match read_handshake(stream)? {
+        (frame, Handshake::Challenge { nonce, registered }) => {
+            // SECURITY: an echoed nonce means our own HELLO came back to us.
+            if nonce == nonce_client {
+                return Err(ProtocolError::EqualNonces.into());
+            }
+            (frame, registered)
+        }
+        (_, Handshake::Fail { reason }) => return Err(Error::Refused(reason)),
+        (_, other) => return Err(unexpected(&other)),
+    };
+    match (registered, token) {
+        (true, None) => return Err(Error::NicknameOwned),
+        (false, Some(_)) => return Err(Error::TokenUnknown),
+        _ => {}
+    }
+    let transcript = auth::transcript_hash(&hello, &challenge);
+    let verifier = token.map(auth::token_verifier);
+    let keys = SessionKeys::derive(key, verifier.as_ref(), &transcript);
+    send(stream, &Handshake::Proof { tag: auth::proof(&keys.client_proof, &transcript) })?;
+    match read_handshake(stream)? {
+        (_, Handshake::Accept { tag }) if auth::verify_proof(&keys.server_proof, &transcript, &tag) => {
+            Ok(ClientSide { sealer: Sealer::new(&keys.client_to_server), opener: Opener::new(&keys.server_to_client) })
+        }
+        (_, Handshake::Accept { .. }) => Err(Error::ServerProofFailed),
+        (_, Handshake::Fail { reason }) => Err(Error::Refused(reason)),
+        (_, other) => Err(unexpected(&other)),
+    }
+}
+
+/// Runs the server's side. `lookup` returns the stored token verifier of a
+/// registered nickname. On a wrong proof the client is told only
+/// "authentication failed", and the error says which check failed.
+pub fn server_handshake<S: Read + Write>(
+    stream: &mut S,
+    key: &Key,
+    lookup: impl FnOnce(&str) -> Option<[u8; 32]>,
+) -> Result<ServerSide, Error> {
+    let (hello, nonce_client, nick) = match read_handshake(stream)? {
+        (frame, Handshake::Hello { version, nonce, nick }) => {
+            if version != PROTOCOL_VERSION {
+                let reason = format!("unsupported protocol version {version}; this server speaks {PROTOCOL_VERSION}");
+                let _ = send(stream, &Handshake::Fail { reason });
+                return Err(ProtocolError::UnsupportedVersion { got: version }.into());
+            }
+            (frame, nonce, nick)
+        }
+        (_, other) => return Err(unexpected(&other)),
+    };
+    let verifier = lookup(&nick);
+    let nonce_server = random_bytes::<NONCE_LEN>()?;
+    // SECURITY: a peer that sends our nonce back is reflecting frames.
+    if nonce_server == nonce_client {
+        return Err(ProtocolError::EqualNonces.into());
+    }
+    let registered = verifier.is_some();
+    let challenge = send(stream, &Handshake::Challenge { nonce: nonce_server, registered })?;
+    let transcript = auth::transcript_hash(&hello, &challenge);
+    let keys = SessionKeys::derive(key, verifier.as_ref(), &transcript);
+    match read_handshake(stream)? {
+        (_, Handshake::Proof { tag }) if auth::verify_proof(&keys.client_proof, &transcript, &tag) => {}
+        (_, Handshake::Proof { .. }) => {
+            let _ = send(stream, &Handshake::Fail { reason: "authentication failed".into() });
+            return Err(Error::AuthFailed);
+        }
+        (_, other) => return Err(unexpected(&other)),
+    }
+    // SECURITY: the server proves itself only to a client that proved itself first.
+    send(stream, &Handshake::Accept { tag: auth::proof(&keys.server_proof, &transcript) })?;
+    Ok(ServerSide {
+        nick,
+        registered,
+        sealer: Sealer::new(&keys.server_to_client),
+        opener: Opener::new(&keys.client_to_server),
+    })
+}

@@ -1,0 +1,385 @@
+//! The message kinds and their byte layouts.
+//!
+//! Integers are big-endian; a string is a `u16` byte length followed by that
+//! many bytes of UTF-8; a flag is one byte, 0 or 1. Handshake messages
+//! travel as plain frames whose body starts with the kind byte; every other
+//! message is the payload of a sealed frame (see [`crate::auth`]). Decoding
+//! checks every length against the bytes present and rejects trailing bytes.
+
+use crate::auth::{NONCE_LEN, TAG_LEN, TOKEN_LEN};
+use crate::error::ProtocolError;
+use crate::frame::push_frame;
+
+/// Kind bytes. Handshake: 0x0_, client: 0x1_, server: 0x2_.
+pub mod kind {
+    /// Client → server, plain: version, nonce, nickname.
+    pub const HELLO: u8 = 0x01;
+    /// Server → client, plain: nonce, registered flag.
+    pub const CHALLENGE: u8 = 0x02;
+    /// Client → server, plain: the client's proof.
+    pub const PROOF: u8 = 0x03;
+    /// Server → client, plain: the server's proof.
+    pub const ACCEPT: u8 = 0x04;
+    /// Server → client, plain: the handshake failed, with a reason.
+    pub const FAIL: u8 = 0x05;
+    /// Client → server: log in, acknowledging everything up to an id.
+    pub const LOGIN: u8 = 0x10;
+    /// Client → server: a message to everyone or to one nickname.
+    pub const SEND: u8 = 0x11;
+    /// Client → server: every message up to an id has arrived.
+    pub const ACK: u8 = 0x12;
+    /// Client → server: keep-alive.
+    pub const PING: u8 = 0x13;
+    /// Server → client: logged in.
+    pub const WELCOME: u8 = 0x20;
+    /// Server → client: login refused; the session ends.
+    pub const REJECT: u8 = 0x21;
+    /// Server → client: part of the list of online users.
+    pub const USERS: u8 = 0x22;
+    /// Server → client: a user came online.
+    pub const JOINED: u8 = 0x23;
+    /// Server → client: a user went offline.
+    pub const LEFT: u8 = 0x24;
+    /// Server → client: a chat message.
+    pub const MSG: u8 = 0x25;
+    /// Server → client: a SEND is stored.
+    pub const SENT: u8 = 0x26;
+    /// Server → client: answer to PING.
+    pub const PONG: u8 = 0x27;
+    /// Server → client: something went wrong that does not end the session.
+    pub const ERROR: u8 = 0x28;
+}
+
+/// The handshake messages, sent as plain (untagged) frames.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// The client opens: who it is and its fresh nonce.
+    Hello { version: u8, nonce: [u8; NONCE_LEN], nick: String },
+    /// The server's fresh nonce, and whether the nickname has an owner.
+    Challenge { nonce: [u8; NONCE_LEN], registered: bool },
+    /// The client's proof of the key (and token).
+    Proof { tag: [u8; TAG_LEN] },
+    /// The server's proof; after it both sides use sealed frames.
+    Accept { tag: [u8; TAG_LEN] },
+    /// The server gives up on the handshake (unauthenticated, informational).
+    Fail { reason: String },
+}
+
+/// Messages a client sends after the handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientMsg {
+    /// First message of a session: the highest message id already received.
+    Login { last_seen: u64 },
+    /// A message; `to` is a nickname, or empty for everyone.
+    Send { client_id: u64, to: String, text: String },
+    /// Every message with an id up to `up_to` has arrived.
+    Ack { up_to: u64 },
+    /// Keep-alive; the server answers PONG.
+    Ping,
+}
+
+/// A chat message as the server delivers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatMsg {
+    /// Server-assigned, strictly increasing across the server.
+    pub id: u64,
+    /// When the server stored it, in Unix milliseconds.
+    pub time_ms: u64,
+    /// The sender's nickname.
+    pub from: String,
+    /// The recipient's nickname, or empty for everyone.
+    pub to: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Messages the server sends after the handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerMsg {
+    /// Logged in. `token` is present only when this login registered the
+    /// nickname: the client must keep it to log in again.
+    Welcome { nick: String, token: Option<[u8; TOKEN_LEN]>, server_time_ms: u64 },
+    /// Login refused (invalid or taken nickname); the server closes.
+    Reject { reason: String },
+    /// A chunk of the online list; `last` marks the final chunk.
+    Users { last: bool, nicks: Vec<String> },
+    /// A user came online.
+    Joined { nick: String },
+    /// A user went offline.
+    Left { nick: String },
+    /// A chat message.
+    Msg(ChatMsg),
+    /// The SEND with `client_id` is stored as message `id`.
+    Sent { client_id: u64, id: u64 },
+    /// Answer to PING.
+    Pong,
+    /// A problem that does not end the session; `client_id` names the SEND
+    /// it is about, or is 0.
+    Error { client_id: u64, reason: String },
+}
+
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_be_bytes());
+}
+
+/// Writes a string, cut at a character boundary if it exceeds the `u16`
+/// length field (callers validate lengths long before this).
+fn put_str(out: &mut Vec<u8>, text: &str) {
+    let mut end = text.len().min(u16::MAX as usize);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&(end as u16).to_be_bytes());
+    out.extend_from_slice(&text.as_bytes()[..end]);
+}
+
+/// Reads fields off the front of a payload, naming the field that is short.
+struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn bytes(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], ProtocolError> {
+        if self.rest.len() < len {
+            return Err(ProtocolError::Truncated { field });
+        }
+        let (head, tail) = self.rest.split_at(len);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ProtocolError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.bytes(N, field)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, ProtocolError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, ProtocolError> {
+        Ok(u16::from_be_bytes(self.array(field)?))
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, ProtocolError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    fn flag(&mut self, field: &'static str) -> Result<bool, ProtocolError> {
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            value => Err(ProtocolError::BadFlag { field, value }),
+        }
+    }
+
+    fn string(&mut self, field: &'static str) -> Result<String, ProtocolError> {
+        let len = self.u16(field)? as usize;
+        let bytes = self.bytes(len, field)?;
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(text.to_owned()),
+            Err(_) => Err(ProtocolError::InvalidUtf8 { field }),
+        }
+    }
+
+    fn finish(self) -> Result<(), ProtocolError> {
+        match self.rest.len() {
+            0 => Ok(()),
+            count => Err(ProtocolError::TrailingBytes { count }),
+        }
+    }
+}
+
+impl Handshake {
+    /// Appends this message to `out` as one plain frame.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut body = Vec::with_capacity(64);
+        match self {
+            Handshake::Hello { version, nonce, nick } => {
+                body.push(kind::HELLO);
+                body.push(*version);
+                body.extend_from_slice(nonce);
+                put_str(&mut body, nick);
+            }
+            Handshake::Challenge { nonce, registered } => {
+                body.push(kind::CHALLENGE);
+                body.extend_from_slice(nonce);
+                body.push(u8::from(*registered));
+            }
+            Handshake::Proof { tag } => {
+                body.push(kind::PROOF);
+                body.extend_from_slice(tag);
+            }
+            Handshake::Accept { tag } => {
+                body.push(kind::ACCEPT);
+                body.extend_from_slice(tag);
+            }
+            Handshake::Fail { reason } => {
+                body.push(kind::FAIL);
+                put_str(&mut body, reason);
+            }
+        }
+        push_frame(out, &body);
+    }
+
+    /// Decodes a plain frame's body (without the length prefix).
+    pub fn decode(body: &[u8]) -> Result<Self, ProtocolError> {
+        let mut fields = Fields { rest: body };
+        let message = match fields.u8("kind")? {
+            kind::HELLO => Handshake::Hello {
+                version: fields.u8("version")?,
+                nonce: fields.array("nonce")?,
+                nick: fields.string("nick")?,
+            },
+            kind::CHALLENGE => {
+                Handshake::Challenge { nonce: fields.array("nonce")?, registered: fields.flag("registered")? }
+            }
+            kind::PROOF => Handshake::Proof { tag: fields.array("tag")? },
+            kind::ACCEPT => Handshake::Accept { tag: fields.array("tag")? },
+            kind::FAIL => Handshake::Fail { reason: fields.string("reason")? },
+            other => return Err(ProtocolError::UnknownKind(other)),
+        };
+        fields.finish()?;
+        Ok(message)
+    }
+}
+
+impl ClientMsg {
+    /// The kind byte of this message.
+    pub fn kind(&self) -> u8 {
+        match self {
+            ClientMsg::Login { .. } => kind::LOGIN,
+            ClientMsg::Send { .. } => kind::SEND,
+            ClientMsg::Ack { .. } => kind::ACK,
+            ClientMsg::Ping => kind::PING,
+        }
+    }
+
+    /// Appends the payload (what follows the kind byte) to `out`.
+    pub fn encode_payload(&self, out: &mut Vec<u8>) {
+        match self {
+            ClientMsg::Login { last_seen } => put_u64(out, *last_seen),
+            ClientMsg::Send { client_id, to, text } => {
+                put_u64(out, *client_id);
+                put_str(out, to);
+                put_str(out, text);
+            }
+            ClientMsg::Ack { up_to } => put_u64(out, *up_to),
+            ClientMsg::Ping => {}
+        }
+    }
+
+    /// Decodes a sealed frame's kind and payload.
+    pub fn decode(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
+        let mut fields = Fields { rest: payload };
+        let message = match kind {
+            kind::LOGIN => ClientMsg::Login { last_seen: fields.u64("last_seen")? },
+            kind::SEND => ClientMsg::Send {
+                client_id: fields.u64("client_id")?,
+                to: fields.string("to")?,
+                text: fields.string("text")?,
+            },
+            kind::ACK => ClientMsg::Ack { up_to: fields.u64("up_to")? },
+            kind::PING => ClientMsg::Ping,
+            other => return Err(ProtocolError::UnknownKind(other)),
+        };
+        fields.finish()?;
+        Ok(message)
+    }
+}
+
+impl ServerMsg {
+    /// The kind byte of this message.
+    pub fn kind(&self) -> u8 {
+        match self {
+            ServerMsg::Welcome { .. } => kind::WELCOME,
+            ServerMsg::Reject { .. } => kind::REJECT,
+            ServerMsg::Users { .. } => kind::USERS,
+            ServerMsg::Joined { .. } => kind::JOINED,
+            ServerMsg::Left { .. } => kind::LEFT,
+            ServerMsg::Msg(_) => kind::MSG,
+            ServerMsg::Sent { .. } => kind::SENT,
+            ServerMsg::Pong => kind::PONG,
+            ServerMsg::Error { .. } => kind::ERROR,
+        }
+    }
+
+    /// Appends the payload (what follows the kind byte) to `out`.
+    pub fn encode_payload(&self, out: &mut Vec<u8>) {
+        match self {
+            ServerMsg::Welcome { nick, token, server_time_ms } => {
+                put_str(out, nick);
+                out.push(u8::from(token.is_some()));
+                if let Some(token) = token {
+                    out.extend_from_slice(token);
+                }
+                put_u64(out, *server_time_ms);
+            }
+            ServerMsg::Reject { reason } => put_str(out, reason),
+            ServerMsg::Users { last, nicks } => {
+                out.push(u8::from(*last));
+                // Senders chunk the list well below u16::MAX names per frame.
+                out.extend_from_slice(&(nicks.len().min(u16::MAX as usize) as u16).to_be_bytes());
+                for nick in nicks.iter().take(u16::MAX as usize) {
+                    put_str(out, nick);
+                }
+            }
+            ServerMsg::Joined { nick } | ServerMsg::Left { nick } => put_str(out, nick),
+            ServerMsg::Msg(msg) => {
+                put_u64(out, msg.id);
+                put_u64(out, msg.time_ms);
+                put_str(out, &msg.from);
+                put_str(out, &msg.to);
+                put_str(out, &msg.text);
+            }
+            ServerMsg::Sent { client_id, id } => {
+                put_u64(out, *client_id);
+                put_u64(out, *id);
+            }
+            ServerMsg::Pong => {}
+            ServerMsg::Error { client_id, reason } => {
+                put_u64(out, *client_id);
+                put_str(out, reason);
+            }
+        }
+    }
+
+    /// Decodes a sealed frame's kind and payload.
+    pub fn decode(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
+        let mut fields = Fields { rest: payload };
+        let message = match kind {
+            kind::WELCOME => ServerMsg::Welcome {
+                nick: fields.string("nick")?,
+                token: if fields.flag("has_token")? { Some(fields.array("token")?) } else { None },
+                server_time_ms: fields.u64("server_time_ms")?,
+            },
+            kind::REJECT => ServerMsg::Reject { reason: fields.string("reason")? },
+            kind::USERS => {
+                let last = fields.flag("last")?;
+                let count = fields.u16("count")?;
+                // No pre-allocation from the count: each name must be present.
+                let mut nicks = Vec::new();
+                for _ in 0..count {
+                    nicks.push(fields.string("nicks")?);
+                }
+                ServerMsg::Users { last, nicks }
+            }
+            kind::JOINED => ServerMsg::Joined { nick: fields.string("nick")? },
+            kind::LEFT => ServerMsg::Left { nick: fields.string("nick")? },
+            kind::MSG => ServerMsg::Msg(ChatMsg {
+                id: fields.u64("id")?,
+                time_ms: fields.u64("time_ms")?,
+                from: fields.string("from")?,
+                to: fields.string("to")?,
+                text: fields.string("text")?,
+            }),
+            kind::SENT => ServerMsg::Sent { client_id: fields.u64("client_id")?, id: fields.u64("id")? },
+            kind::PONG => ServerMsg::Pong,
+            kind::ERROR => ServerMsg::Error { client_id: fields.u64("client_id")?, reason: fields.string("reason")? },
+            other => return Err(ProtocolError::UnknownKind(other)),
+        };
+        fields.finish()?;
+        Ok(message)
+    }
+}

@@ -1,0 +1,131 @@
+//! Decoding never panics: random bytes and every truncation of valid
+//! frames come back as error values.
+
+use chat_common::ProtocolError;
+use chat_common::auth::{Opener, Sealer};
+use chat_common::frame::frame_len;
+use chat_common::message::{ChatMsg, ClientMsg, Handshake, ServerMsg};
+
+/// A small deterministic generator (xorshift64*), so failures replay.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn bytes(&mut self, max_len: usize) -> Vec<u8> {
+        let len = (self.next() as usize) % (max_len + 1);
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+fn client_samples() -> Vec<ClientMsg> {
+    vec![
+        ClientMsg::Login { last_seen: 7 },
+        ClientMsg::Send { client_id: 3, to: "bob".into(), text: "hi ñ".into() },
+        ClientMsg::Send { client_id: 4, to: String::new(), text: "all".into() },
+        ClientMsg::Ack { up_to: 9 },
+        ClientMsg::Ping,
+    ]
+}
+
+fn server_samples() -> Vec<ServerMsg> {
+    vec![
+        ServerMsg::Welcome { nick: "alice".into(), token: Some([5; 32]), server_time_ms: 1 },
+        ServerMsg::Welcome { nick: "alice".into(), token: None, server_time_ms: 2 },
+        ServerMsg::Reject { reason: "taken".into() },
+        ServerMsg::Users { last: true, nicks: vec!["a".into(), "b".into()] },
+        ServerMsg::Joined { nick: "c".into() },
+        ServerMsg::Left { nick: "c".into() },
+        ServerMsg::Msg(ChatMsg { id: 1, time_ms: 2, from: "a".into(), to: "".into(), text: "t".into() }),
+        ServerMsg::Sent { client_id: 1, id: 2 },
+        ServerMsg::Pong,
+        ServerMsg::Error { client_id: 0, reason: "r".into() },
+    ]
+}
+
+fn handshake_samples() -> Vec<Handshake> {
+    vec![
+        Handshake::Hello { version: 1, nonce: [1; 32], nick: "alice".into() },
+        Handshake::Challenge { nonce: [2; 32], registered: false },
+        Handshake::Proof { tag: [3; 32] },
+        Handshake::Accept { tag: [4; 32] },
+        Handshake::Fail { reason: "no".into() },
+    ]
+}
+
+#[test]
+fn every_message_round_trips() {
+    for msg in client_samples() {
+        let mut payload = Vec::new();
+        msg.encode_payload(&mut payload);
+        assert_eq!(ClientMsg::decode(msg.kind(), &payload), Ok(msg));
+    }
+    for msg in server_samples() {
+        let mut payload = Vec::new();
+        msg.encode_payload(&mut payload);
+        assert_eq!(ServerMsg::decode(msg.kind(), &payload), Ok(msg));
+    }
+    for msg in handshake_samples() {
+        let mut frame = Vec::new();
+        msg.encode(&mut frame);
+        assert_eq!(Handshake::decode(&frame[4..]), Ok(msg));
+    }
+}
+
+#[test]
+fn every_truncation_and_any_trailing_byte_is_an_error() {
+    for msg in client_samples() {
+        let mut payload = Vec::new();
+        msg.encode_payload(&mut payload);
+        for cut in 0..payload.len() {
+            assert!(ClientMsg::decode(msg.kind(), &payload[..cut]).is_err(), "{msg:?} cut {cut}");
+        }
+        payload.push(0);
+        assert_eq!(ClientMsg::decode(msg.kind(), &payload), Err(ProtocolError::TrailingBytes { count: 1 }));
+    }
+    for msg in server_samples() {
+        let mut payload = Vec::new();
+        msg.encode_payload(&mut payload);
+        for cut in 0..payload.len() {
+            assert!(ServerMsg::decode(msg.kind(), &payload[..cut]).is_err(), "{msg:?} cut {cut}");
+        }
+    }
+    for msg in handshake_samples() {
+        let mut frame = Vec::new();
+        msg.encode(&mut frame);
+        for cut in 4..frame.len() {
+            assert!(Handshake::decode(&frame[4..cut]).is_err(), "{msg:?} cut {cut}");
+        }
+    }
+    let mut sealed = Vec::new();
+    Sealer::new(&[9; 32]).seal(0x13, b"", &mut sealed);
+    for cut in 0..sealed.len() {
+        assert!(Opener::new(&[9; 32]).open(&sealed[..cut]).is_err());
+    }
+}
+
+#[test]
+fn random_bytes_never_panic_any_decoder() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..20_000 {
+        let bytes = rng.bytes(80);
+        let kind = rng.next() as u8;
+        let _ = Handshake::decode(&bytes);
+        let _ = ClientMsg::decode(kind, &bytes);
+        let _ = ServerMsg::decode(kind, &bytes);
+        let _ = frame_len(&bytes, 64);
+        assert!(Opener::new(&[0; 32]).open(&bytes).is_err(), "a random frame passed the tag check");
+    }
+}
+
+#[test]
+fn unknown_kinds_are_named() {
+    assert_eq!(ClientMsg::decode(0x20, &[]), Err(ProtocolError::UnknownKind(0x20)));
+    assert_eq!(ServerMsg::decode(0x10, &[0; 8]), Err(ProtocolError::UnknownKind(0x10)));
+    assert_eq!(Handshake::decode(&[0x10]), Err(ProtocolError::UnknownKind(0x10)));
+}

@@ -1,0 +1,156 @@
+//! The handshake over real loopback sockets: both sides agree only when
+//! both hold the key (and the owner token), and a silent or trickling peer
+//! runs into the one deadline.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chat_common::auth::{self, Key, Opener, Sealer};
+use chat_common::frame::{Deadline, read_frame};
+use chat_common::handshake::{ServerSide, client_handshake, server_handshake};
+use chat_common::message::Handshake;
+use chat_common::{Error, ProtocolError};
+
+fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    for s in [&client, &server] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    (client, server)
+}
+
+/// Runs both sides; the server holds `server_key` and knows `verifier`.
+fn run(
+    client_key: Key,
+    server_key: Key,
+    token: Option<[u8; 32]>,
+    verifier: Option<[u8; 32]>,
+) -> (Result<(Sealer, Opener), Error>, Result<ServerSide, Error>) {
+    let (mut client, mut server) = pair();
+    let server_thread = thread::spawn(move || server_handshake(&mut server, &server_key, |_| verifier));
+    let client_result =
+        client_handshake(&mut client, &client_key, "alice", token.as_ref()).map(|side| (side.sealer, side.opener));
+    drop(client);
+    (client_result, server_thread.join().unwrap())
+}
+
+#[test]
+fn both_sides_derive_matching_keys() {
+    let key = Key([1; 32]);
+    let (client, server) = run(key.clone(), key, None, None);
+    let (mut client_sealer, mut client_opener) = client.unwrap();
+    let mut server = server.unwrap();
+    assert_eq!(server.nick, "alice");
+    assert!(!server.registered);
+
+    let mut frame = Vec::new();
+    client_sealer.seal(0x13, b"", &mut frame);
+    assert_eq!(server.opener.open(&frame), Ok((0x13, &b""[..])));
+    frame.clear();
+    server.sealer.seal(0x27, b"", &mut frame);
+    assert_eq!(client_opener.open(&frame), Ok((0x27, &b""[..])));
+}
+
+#[test]
+fn owner_token_is_required_and_sufficient() {
+    let key = Key([1; 32]);
+    let token = [7u8; 32];
+    let verifier = Some(auth::token_verifier(&token));
+    let (client, server) = run(key.clone(), key.clone(), Some(token), verifier);
+    assert!(client.is_ok() && server.unwrap().registered);
+
+    let (client, _) = run(key.clone(), key.clone(), None, verifier);
+    assert!(matches!(client, Err(Error::NicknameOwned)));
+
+    let (client, server) = run(key.clone(), key.clone(), Some([8; 32]), verifier);
+    assert!(matches!(client, Err(Error::Refused(reason)) if reason == "authentication failed"));
+    assert!(matches!(server, Err(Error::AuthFailed)));
+
+    let (client, _) = run(key.clone(), key, Some(token), None);
+    assert!(matches!(client, Err(Error::TokenUnknown)));
+}
+
+#[test]
+fn wrong_key_fails_on_the_server_and_the_client_learns_only_that() {
+    let (client, server) = run(Key([1; 32]), Key([2; 32]), None, None);
+    assert!(matches!(server, Err(Error::AuthFailed)));
+    assert!(matches!(client, Err(Error::Refused(reason)) if reason == "authentication failed"));
+}
+
+#[test]
+fn client_detects_a_fake_server_that_lacks_the_key() {
+    let (mut client, mut server) = pair();
+    let fake = thread::spawn(move || {
+        let mut frame = Vec::new();
+        read_frame(&mut server, 65536, &mut frame).unwrap();
+        let mut out = Vec::new();
+        Handshake::Challenge { nonce: [9; 32], registered: false }.encode(&mut out);
+        read_frame(&mut (&out[..]), 65536, &mut Vec::new()).unwrap();
+        server.write_all(&out).unwrap();
+        read_frame(&mut server, 65536, &mut frame).unwrap();
+        // The fake server cannot compute the proof; it sends the client's back.
+        let tag: [u8; 32] = frame[5..37].try_into().unwrap();
+        out.clear();
+        Handshake::Accept { tag }.encode(&mut out);
+        server.write_all(&out).unwrap();
+    });
+    let result = client_handshake(&mut client, &Key([1; 32]), "alice", None);
+    assert!(matches!(result, Err(Error::ServerProofFailed)), "{result:?}");
+    fake.join().unwrap();
+}
+
+#[test]
+fn server_refuses_its_own_nonce_reflected() {
+    let (mut client, mut server) = pair();
+    let server_thread = thread::spawn(move || server_handshake(&mut server, &Key([1; 32]), |_| None));
+    let mut hello = Vec::new();
+    Handshake::Hello { version: 1, nonce: [4; 32], nick: "x".into() }.encode(&mut hello);
+    client.write_all(&hello).unwrap();
+    let mut challenge = Vec::new();
+    read_frame(&mut client, 65536, &mut challenge).unwrap();
+    // Reflect the CHALLENGE back where a PROOF belongs.
+    client.write_all(&challenge).unwrap();
+    assert!(matches!(server_thread.join().unwrap(), Err(Error::Protocol(ProtocolError::UnknownKind(0x02)))));
+}
+
+#[test]
+fn trickling_bytes_does_not_extend_the_deadline() {
+    let (mut client, server) = pair();
+    let started = Instant::now();
+    let server_thread = thread::spawn(move || {
+        let mut stream = Deadline { stream: &server, deadline: Instant::now() + Duration::from_millis(600) };
+        server_handshake(&mut stream, &Key([1; 32]), |_| None)
+    });
+    // A 200-byte HELLO announced, then one byte every 100 ms.
+    client.write_all(&200u32.to_be_bytes()).unwrap();
+    for _ in 0..20 {
+        if client.write_all(&[1]).is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(matches!(server_thread.join().unwrap(), Err(Error::HandshakeTimeout)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest);
+}
+
+#[test]
+fn unsupported_version_is_refused_with_a_reason() {
+    let (mut client, mut server) = pair();
+    let server_thread = thread::spawn(move || server_handshake(&mut server, &Key([1; 32]), |_| None));
+    let mut hello = Vec::new();
+    Handshake::Hello { version: 9, nonce: [4; 32], nick: "x".into() }.encode(&mut hello);
+    client.write_all(&hello).unwrap();
+    let mut frame = Vec::new();
+    read_frame(&mut client, 65536, &mut frame).unwrap();
+    assert!(matches!(Handshake::decode(&frame[4..]), Ok(Handshake::Fail { reason }) if reason.contains("version 9")));
+    assert!(matches!(
+        server_thread.join().unwrap(),
+        Err(Error::Protocol(ProtocolError::UnsupportedVersion { got: 9 }))
+    ));
+}

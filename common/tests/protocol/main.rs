@@ -1,0 +1,6 @@
+//! Integration tests of the wire protocol: the documented test vectors,
+//! decoder robustness, and the handshake over real loopback sockets.
+
+mod decode;
+mod handshake;
+mod vectors;
