@@ -1,0 +1,210 @@
+//! Command-line flags and their defaults. Every limit the server enforces
+//! is here, so `--help` is the complete list of them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chat_common::{DEFAULT_KEY_FILE, DEFAULT_PORT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_FRAME_LEN, MAX_TEXT_LEN};
+
+/// Everything the server needs to know to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on; 0 lets the system choose.
+    pub port: u16,
+    /// The shared key; created on first start if missing.
+    pub key_file: PathBuf,
+    /// Where the journal lives; `None` keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Log message texts too, not only their metadata.
+    pub verbose: bool,
+    /// Largest frame body accepted, in bytes.
+    pub max_frame: usize,
+    /// Largest message text accepted, in bytes.
+    pub max_text: usize,
+    /// Time from connect to the end of the handshake.
+    pub handshake_timeout: Duration,
+    /// Silence after which a connection is closed.
+    pub idle_timeout: Duration,
+    /// Open connections, in any phase.
+    pub max_conns: usize,
+    /// Of those, connections still in the handshake.
+    pub max_handshakes: usize,
+    /// Messages kept per user before the oldest are dropped.
+    pub mailbox: usize,
+    /// How long a write may block before the connection is closed.
+    pub write_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            port: DEFAULT_PORT,
+            key_file: DEFAULT_KEY_FILE.into(),
+            data_dir: Some("chat-data".into()),
+            verbose: false,
+            max_frame: MAX_FRAME_LEN,
+            max_text: MAX_TEXT_LEN,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            max_conns: 10_000,
+            max_handshakes: 256,
+            mailbox: 10_000,
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The `--help` text.
+pub const HELP: &str = "\
+chat-server: the hmac-chat server
+
+Usage: chat-server [OPTIONS]
+
+  --host HOST              address to listen on [default: 127.0.0.1]
+  --port PORT              port to listen on; 0 picks a free one [default: 5555]
+  --key-file PATH          shared key; created if missing [default: chat.key]
+  --data-dir DIR           journal directory [default: chat-data]
+  --memory                 keep everything in memory, as the original did
+                           (same as --data-dir \"\"): a restart loses users and mail
+  -v, --verbose            log message texts, not only their metadata
+  --max-frame BYTES        largest frame accepted [default: 65536]
+  --max-text BYTES         largest message text [default: 4096]
+  --handshake-secs S       time to finish the handshake, from connect [default: 10]
+  --idle-secs S            close a connection silent this long [default: 60]
+  --max-conns N            open connections [default: 10000]
+  --max-handshakes N       of those, connections mid-handshake [default: 256]
+  --mailbox N              messages kept per user; the oldest go first [default: 10000]
+  --write-timeout-secs S   close a connection whose write blocks this long [default: 30]
+  -h, --help               print this help
+
+Ctrl+C stops the server at once; nothing acknowledged is lost.";
+
+/// The flags that take a value.
+const VALUE_FLAGS: [&str; 12] = [
+    "--host",
+    "--port",
+    "--key-file",
+    "--data-dir",
+    "--max-frame",
+    "--max-text",
+    "--handshake-secs",
+    "--idle-secs",
+    "--max-conns",
+    "--max-handshakes",
+    "--mailbox",
+    "--write-timeout-secs",
+];
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Run with this configuration.
+    Run(Config),
+    /// Print [`HELP`] and exit.
+    Help,
+}
+
+fn number<T>(flag: &str, value: &str, min: T) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    match value.parse::<T>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(format!("{flag}: expected a whole number of at least {min}, got {value:?}")),
+    }
+}
+
+fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
+    match value.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("{flag}: expected seconds between 0 and 86400, got {value:?}")),
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    let mut config = Config::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            _ => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "-v" | "--verbose" => config.verbose = true,
+            "--memory" => config.data_dir = None,
+            name if !VALUE_FLAGS.contains(&name) => {
+                let hint = if name.starts_with('-') { "unknown flag" } else { "unexpected argument" };
+                return Err(format!("{hint} {name:?}; see --help"));
+            }
+            _ => {
+                let Some(value) = inline.or_else(|| args.next()) else {
+                    return Err(format!("{flag}: missing value"));
+                };
+                match flag.as_str() {
+                    "--host" => config.host = value,
+                    "--port" => config.port = number(&flag, &value, 0)?,
+                    "--key-file" => config.key_file = value.into(),
+                    "--data-dir" if value.is_empty() => config.data_dir = None,
+                    "--data-dir" => config.data_dir = Some(value.into()),
+                    "--max-frame" => config.max_frame = number(&flag, &value, 1024)?,
+                    "--max-text" => config.max_text = number(&flag, &value, 1)?,
+                    "--handshake-secs" => config.handshake_timeout = seconds(&flag, &value)?,
+                    "--idle-secs" => config.idle_timeout = seconds(&flag, &value)?,
+                    "--max-conns" => config.max_conns = number(&flag, &value, 1)?,
+                    "--max-handshakes" => config.max_handshakes = number(&flag, &value, 1)?,
+                    "--mailbox" => config.mailbox = number(&flag, &value, 1)?,
+                    _ => config.write_timeout = seconds(&flag, &value)?,
+                }
+            }
+        }
+    }
+    // A text must fit in a frame with its MSG header and tag.
+    let largest_text = config.max_frame.saturating_sub(200);
+    if config.max_text > largest_text {
+        return Err(format!("--max-text {} does not fit in --max-frame {}", config.max_text, config.max_frame));
+    }
+    Ok(Parsed::Run(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        match parse(args.iter().map(|s| s.to_string()))? {
+            Parsed::Run(config) => Ok(config),
+            Parsed::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_documented_limits() {
+        let config = run(&[]).unwrap();
+        assert_eq!((config.host.as_str(), config.port), ("127.0.0.1", 5555));
+        assert_eq!((config.max_frame, config.max_text, config.mailbox), (65536, 4096, 10_000));
+        assert_eq!((config.max_conns, config.max_handshakes), (10_000, 256));
+    }
+
+    #[test]
+    fn flags_take_separate_or_inline_values() {
+        let config = run(&["--port", "0", "--idle-secs=0.5", "--data-dir", "", "-v"]).unwrap();
+        assert_eq!(config.port, 0);
+        assert_eq!(config.idle_timeout, Duration::from_millis(500));
+        assert!(config.data_dir.is_none() && config.verbose);
+    }
+
+    #[test]
+    fn bad_input_is_one_clear_line() {
+        assert_eq!(run(&["--nope"]).unwrap_err(), "unknown flag \"--nope\"; see --help");
+        assert_eq!(run(&["--port"]).unwrap_err(), "--port: missing value");
+        assert!(run(&["--port", "70000"]).unwrap_err().starts_with("--port: expected a whole number"));
+        assert!(run(&["--idle-secs", "-1"]).unwrap_err().starts_with("--idle-secs: expected seconds"));
+        assert!(run(&["--max-text", "65536"]).unwrap_err().contains("does not fit"));
+        assert_eq!(run(&["--help"]).unwrap_err(), "help");
+    }
+}

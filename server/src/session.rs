@@ -1,0 +1,210 @@
+//! One connection's life on its own thread: the handshake under one
+//! deadline, LOGIN, then a loop that reads a frame, verifies it, and acts
+//! on it. Replies go through the connection's [`Conn`] queue to its writer
+//! thread, so this thread never writes after login and never blocks others.
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use chat_common::auth::{Opener, Sealer};
+use chat_common::frame::{Deadline, read_frame};
+use chat_common::handshake::server_handshake;
+use chat_common::log::{Level, log, unix_ms};
+use chat_common::message::{ClientMsg, ServerMsg};
+use chat_common::random::random_bytes;
+use chat_common::validate::{validate_nick, validate_text};
+use chat_common::{Error, ProtocolError};
+
+use crate::conn::{Conn, Outgoing};
+use crate::listener::{Slot, THREAD_STACK};
+use crate::state::Stored;
+use crate::{Shared, writer};
+
+/// Reads, verifies and decodes one client frame; `Ok(None)` on a clean close.
+fn read_msg<R: Read>(
+    reader: &mut R,
+    opener: &mut Opener,
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> Result<Option<ClientMsg>, Error> {
+    if !read_frame(reader, max, buf)? {
+        return Ok(None);
+    }
+    let (kind, payload) = opener.open(buf)?;
+    Ok(Some(ClientMsg::decode(kind, payload)?))
+}
+
+/// Why reading stopped, in words for the log.
+fn describe(err: &Error, shared: &Shared) -> String {
+    match err {
+        Error::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            format!("idle for {:?}", shared.config.idle_timeout)
+        }
+        Error::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => "closed in the middle of a frame".into(),
+        Error::Protocol(p) => format!("frame rejected: {p}"),
+        other => other.to_string(),
+    }
+}
+
+/// Serves one accepted connection to the end.
+pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64, accepted: Instant, slot: Slot) {
+    log(Level::Info, peer, format_args!("connection opened"));
+    let _ = stream.set_nodelay(true);
+    let mut claimed = String::new();
+    let handshake = {
+        let mut timed = Deadline { stream: &stream, deadline: accepted + shared.config.handshake_timeout };
+        server_handshake(&mut timed, &shared.key, |nick| {
+            claimed = nick.to_string();
+            shared.state().verifier(nick)
+        })
+    };
+    drop(slot);
+    let side = match handshake {
+        Ok(side) => side,
+        Err(err) => {
+            let nick = if claimed.is_empty() { String::new() } else { format!(" as {claimed:?}") };
+            log(Level::Warn, peer, format_args!("handshake failed{nick}: {err}"));
+            return;
+        }
+    };
+    let timeouts = stream
+        .set_read_timeout(Some(shared.config.idle_timeout))
+        .and_then(|()| stream.set_write_timeout(Some(shared.config.write_timeout)));
+    if let Err(err) = timeouts {
+        log(Level::Error, peer, format_args!("cannot set socket timeouts: {err}"));
+        return;
+    }
+    let mut reader = BufReader::with_capacity(64 * 1024, &stream);
+    let mut opener = side.opener;
+    let mut buf = Vec::new();
+    let max = shared.config.max_frame;
+    let last_seen = match read_msg(&mut reader, &mut opener, max, &mut buf) {
+        Ok(Some(ClientMsg::Login { last_seen })) => last_seen,
+        Ok(Some(other)) => return log(Level::Warn, peer, format_args!("closed: expected LOGIN, got {other:?}")),
+        Ok(None) => return log(Level::Info, peer, format_args!("closed before LOGIN")),
+        Err(err) => return log(Level::Warn, peer, format_args!("closed before LOGIN: {}", describe(&err, shared))),
+    };
+    let mut sealer = side.sealer;
+    let token = match random_bytes() {
+        Ok(token) => token,
+        Err(err) => return log(Level::Error, peer, format_args!("cannot read /dev/urandom: {err}")),
+    };
+    let conn = Conn::new(id, stream.try_clone().ok());
+    let login = validate_nick(&side.nick)
+        .and_then(|()| shared.state().login(&side.nick, side.registered, last_seen, token, &conn, unix_ms()));
+    let login = match login {
+        Ok(login) => login,
+        Err(reason) => return reject(&stream, &mut sealer, peer, &side.nick, reason),
+    };
+    let nick = login.nick;
+    let how = match (login.token.is_some(), login.replaced.is_some()) {
+        (true, _) => " (registered a new nickname)",
+        (false, true) => " (took over an older connection)",
+        (false, false) => "",
+    };
+    log(Level::Info, &nick, format_args!("logged in from {peer}{how}"));
+
+    let writer = {
+        let (shared, nick, conn) = (shared.clone(), nick.clone(), conn.clone());
+        let stream = stream.try_clone();
+        thread::Builder::new().name(format!("write-{id}")).stack_size(THREAD_STACK).spawn(move || match stream {
+            Ok(stream) => writer::run(&shared, &nick, &conn, sealer, stream),
+            Err(err) => conn.close(&format!("cannot clone the socket: {err}")),
+        })
+    };
+    let reason = match &writer {
+        Ok(_) => read_loop(shared, &nick, &conn, &mut reader, &mut opener),
+        Err(err) => format!("cannot start the writer thread: {err}"),
+    };
+    shared.state().logout(&nick, &conn);
+    conn.close(&reason);
+    if let Ok(handle) = writer {
+        let _ = handle.join();
+    }
+    let reason = conn.closed_because().unwrap_or(reason);
+    log(Level::Info, &nick, format_args!("disconnected ({peer}): {reason}"));
+}
+
+/// Sends REJECT on the still writer-less connection and logs it.
+fn reject(mut stream: &TcpStream, sealer: &mut Sealer, peer: SocketAddr, nick: &str, reason: String) {
+    log(Level::Warn, peer, format_args!("login as {nick:?} rejected: {reason}"));
+    let msg = ServerMsg::Reject { reason };
+    let mut payload = Vec::new();
+    msg.encode_payload(&mut payload);
+    let mut frame = Vec::new();
+    sealer.seal(msg.kind(), &payload, &mut frame);
+    let _ = stream.write_all(&frame);
+}
+
+/// Reads frames until the connection ends; returns why it ended.
+fn read_loop<R: Read>(shared: &Shared, nick: &str, conn: &Arc<Conn>, reader: &mut R, opener: &mut Opener) -> String {
+    let mut buf = Vec::new();
+    loop {
+        let msg = match read_msg(reader, opener, shared.config.max_frame, &mut buf) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return "closed by the client".into(),
+            Err(err) => {
+                let reason = describe(&err, shared);
+                if matches!(err, Error::Protocol(_)) {
+                    log(Level::Warn, nick, format_args!("{reason}"));
+                }
+                return reason;
+            }
+        };
+        let reply = match msg {
+            ClientMsg::Send { client_id, to, text } => Some(handle_send(shared, nick, client_id, &to, &text)),
+            ClientMsg::Ack { up_to } => {
+                shared.state().ack(nick, up_to);
+                None
+            }
+            ClientMsg::Ping => Some(ServerMsg::Pong),
+            ClientMsg::Login { .. } => {
+                let reason = format!("frame rejected: {}", ProtocolError::UnknownKind(msg.kind()));
+                log(Level::Warn, nick, format_args!("{reason} (LOGIN after login)"));
+                return reason;
+            }
+        };
+        if let Some(reply) = reply
+            && !conn.push(Outgoing::new(&reply))
+        {
+            return conn.closed_because().unwrap_or_default();
+        }
+    }
+}
+
+/// Validates and stores one SEND; returns the reply for the sender.
+fn handle_send(shared: &Shared, nick: &str, client_id: u64, to: &str, text: &str) -> ServerMsg {
+    if let Err(reason) = validate_text(text, shared.config.max_text) {
+        log(Level::Warn, nick, format_args!("message {client_id} refused: {reason}"));
+        return ServerMsg::Error { client_id, reason };
+    }
+    let stored = shared.state().send(nick, client_id, to, text, unix_ms());
+    match stored {
+        Stored::New { id, recipients } => {
+            let to_whom = if to.is_empty() { "*" } else { to };
+            let bytes = text.len();
+            if shared.config.verbose {
+                log(
+                    Level::Info,
+                    nick,
+                    format_args!("message {id} to {to_whom} ({bytes} bytes, {recipients} mailboxes): {text:?}"),
+                );
+            } else {
+                log(
+                    Level::Info,
+                    nick,
+                    format_args!("message {id} to {to_whom} ({bytes} bytes, {recipients} mailboxes)"),
+                );
+            }
+            ServerMsg::Sent { client_id, id }
+        }
+        Stored::Duplicate { id } => ServerMsg::Sent { client_id, id },
+        Stored::UnknownRecipient => {
+            log(Level::Warn, nick, format_args!("message {client_id} refused: no such user {to:?}"));
+            ServerMsg::Error { client_id, reason: format!("no such user: {to}") }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Handshake success and failures, and the nickname ownership rules.
+
+use std::io::Write;
+use std::net::TcpStream;
+
+use chat_common::Error;
+use chat_common::auth::Key;
+use chat_common::message::ServerMsg;
+
+use crate::support::{PATIENCE, TestClient, TestServer};
+
+#[test]
+fn first_login_registers_and_later_logins_need_the_token() {
+    let server = TestServer::start(&[]);
+    let (first, token) = server.register("alice");
+    drop(first);
+    // P-19: the token is given once; the next login with it gets none.
+    let (_, welcome) = TestClient::login(&server, "alice", Some(&token), 0).unwrap();
+    assert!(matches!(welcome, ServerMsg::Welcome { token: None, ref nick, .. } if nick == "alice"));
+    // P-6: without the token, and case-insensitively, the nickname is someone else's.
+    for claim in ["alice", "ALICE"] {
+        let result = TestClient::handshake(&server, &server.key, claim, None);
+        assert!(matches!(result, Err(Error::NicknameOwned)), "{claim}");
+    }
+    // A made-up token fails the proofs; the server logs nickname and peer.
+    let result = TestClient::handshake(&server, &server.key, "alice", Some(&[9; 32]));
+    assert!(matches!(result, Err(Error::Refused(ref r)) if r == "authentication failed"), "{:?}", result.err());
+    server.wait_log(&["handshake failed as \"alice\"", "authentication failed"]);
+}
+
+#[test]
+fn wrong_key_is_refused_and_logged() {
+    let server = TestServer::start(&[]);
+    let result = TestClient::handshake(&server, &Key([0x55; 32]), "mallory", None);
+    assert!(matches!(result, Err(Error::Refused(ref r)) if r == "authentication failed"), "{:?}", result.err());
+    server.wait_log(&["handshake failed as \"mallory\": authentication failed"]);
+    // Legitimate users are unaffected.
+    server.register("alice");
+}
+
+#[test]
+fn invalid_nickname_gets_reject_with_the_reason() {
+    let server = TestServer::start(&[]);
+    for (nick, reason) in [("has space", "may not contain ' '"), ("аlice", "may not contain"), ("", "empty")] {
+        let (mut client, first) = TestClient::login(&server, nick, None, 0).unwrap();
+        assert!(matches!(first, ServerMsg::Reject { reason: ref r } if r.contains(reason)), "{nick:?}: {first:?}");
+        assert!(client.is_closed_by_server());
+    }
+    let long = "n".repeat(33);
+    let (_, first) = TestClient::login(&server, &long, None, 0).unwrap();
+    assert!(matches!(first, ServerMsg::Reject { ref reason } if reason.contains("longer than 32")));
+}
+
+#[test]
+fn silence_garbage_and_oversized_lengths_end_the_handshake() {
+    let server = TestServer::start(&["--handshake-secs", "1"]);
+    let silent = TcpStream::connect(server.addr).unwrap();
+    silent.set_read_timeout(Some(PATIENCE)).unwrap();
+    server.wait_log(&["handshake failed", "timed out"]);
+
+    let mut garbage = TcpStream::connect(server.addr).unwrap();
+    garbage.write_all(b"\x00\x00\x00\x05GET /").unwrap();
+    server.wait_log(&["handshake failed", "unknown frame kind 0x47"]);
+
+    let mut huge = TcpStream::connect(server.addr).unwrap();
+    huge.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    server.wait_log(&["handshake failed", "frame too long (4294967295 bytes"]);
+    drop((silent, garbage, huge));
+    server.register("alice");
+}
+
+#[test]
+fn a_second_login_by_the_owner_takes_over_the_first() {
+    let server = TestServer::start(&[]);
+    let (mut old, token) = server.register("alice");
+    let (_new, welcome) = TestClient::login(&server, "alice", Some(&token), 0).unwrap();
+    assert!(matches!(welcome, ServerMsg::Welcome { .. }));
+    assert!(old.is_closed_by_server());
+    server.wait_log(&["alice", "took over an older connection"]);
+    server.wait_log(&["alice", "replaced by a newer login"]);
+}

@@ -1,0 +1,242 @@
+//! Test support: a real `chat-server` process on an ephemeral port with a
+//! temporary key, and a minimal protocol client built on `chat-common`.
+//! Every socket has a read timeout, so a bug fails a test instead of
+//! hanging it.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chat_common::auth::{Key, Opener, Sealer};
+use chat_common::frame::read_frame;
+use chat_common::handshake::client_handshake;
+use chat_common::keyfile::create_key;
+use chat_common::message::{ChatMsg, ClientMsg, ServerMsg};
+use chat_common::{Error, MAX_FRAME_LEN};
+
+/// How long any single wait in a test may take before it counts as a bug.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A scratch directory unique to this test process and call.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("hmac-chat-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `chat-server`, killed when dropped.
+pub struct TestServer {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The shared key it uses.
+    pub key: Key,
+    /// Its scratch directory (key file, data directory).
+    pub dir: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    /// Starts a server keeping everything in memory, with extra flags.
+    pub fn start(flags: &[&str]) -> TestServer {
+        let dir = temp_dir("server");
+        let key = create_key(&dir.join("chat.key")).unwrap();
+        let mut args = vec!["--memory"];
+        args.extend_from_slice(flags);
+        TestServer::start_in(dir, key, &args)
+    }
+
+    /// Starts a server in `dir` (whose `chat.key` holds `key`) with `flags`.
+    pub fn start_in(dir: PathBuf, key: Key, flags: &[&str]) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--port", "0", "--key-file"])
+            .arg(dir.join("chat.key"))
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("got {line:?}")).parse().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        TestServer { child, addr, key, dir, log }
+    }
+
+    /// Waits until a log line contains every one of `parts`; returns it.
+    pub fn wait_log(&self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return line.clone();
+            }
+            assert!(Instant::now() < deadline, "no log line with {parts:?}; log:\n{}", self.log_text());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The whole log so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// A client logged in as `nick`, registering it; returns it and its token.
+    pub fn register(&self, nick: &str) -> (TestClient, [u8; 32]) {
+        let (client, welcome) = TestClient::login(self, nick, None, 0).unwrap();
+        match welcome {
+            ServerMsg::Welcome { token: Some(token), .. } => (client, token),
+            other => panic!("expected WELCOME with a token, got {other:?}"),
+        }
+    }
+
+    /// Kills the process (like a crash or Ctrl+C).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A protocol client with nothing but the protocol: no retries, no dedup.
+#[derive(Debug)]
+pub struct TestClient {
+    /// The socket.
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    /// Tags what we send.
+    pub sealer: Sealer,
+    /// Checks what we receive.
+    pub opener: Opener,
+    buf: Vec<u8>,
+    /// Messages read while looking for another kind, in arrival order.
+    skipped: VecDeque<ServerMsg>,
+}
+
+impl TestClient {
+    /// Connects and runs the handshake, stopping before LOGIN.
+    pub fn handshake(
+        server: &TestServer,
+        key: &Key,
+        nick: &str,
+        token: Option<&[u8; 32]>,
+    ) -> Result<TestClient, Error> {
+        let mut stream = TcpStream::connect(server.addr)?;
+        stream.set_read_timeout(Some(PATIENCE))?;
+        let side = client_handshake(&mut stream, key, nick, token)?;
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(TestClient {
+            stream,
+            reader,
+            sealer: side.sealer,
+            opener: side.opener,
+            buf: Vec::new(),
+            skipped: VecDeque::new(),
+        })
+    }
+
+    /// Handshake and LOGIN; returns the client and the server's first answer.
+    pub fn login(
+        server: &TestServer,
+        nick: &str,
+        token: Option<&[u8; 32]>,
+        last_seen: u64,
+    ) -> Result<(TestClient, ServerMsg), Error> {
+        let mut client = TestClient::handshake(server, &server.key, nick, token)?;
+        client.send(&ClientMsg::Login { last_seen });
+        let first = client.recv()?;
+        Ok((client, first))
+    }
+
+    /// Seals and writes one message.
+    pub fn send(&mut self, msg: &ClientMsg) {
+        let bytes = self.seal(msg);
+        self.stream.write_all(&bytes).unwrap();
+    }
+
+    /// Seals one message without sending it (for tampering tests).
+    pub fn seal(&mut self, msg: &ClientMsg) -> Vec<u8> {
+        let mut payload = Vec::new();
+        msg.encode_payload(&mut payload);
+        let mut frame = Vec::new();
+        self.sealer.seal(msg.kind(), &payload, &mut frame);
+        frame
+    }
+
+    /// Sends a public (`to` empty) or direct message.
+    pub fn say(&mut self, client_id: u64, to: &str, text: &str) {
+        self.send(&ClientMsg::Send { client_id, to: to.into(), text: text.into() });
+    }
+
+    /// Reads and verifies the next message.
+    pub fn recv(&mut self) -> Result<ServerMsg, Error> {
+        if !read_frame(&mut self.reader, MAX_FRAME_LEN, &mut self.buf)? {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        let (kind, payload) = self.opener.open(&self.buf)?;
+        Ok(ServerMsg::decode(kind, payload)?)
+    }
+
+    /// The first message, already skipped or new, that `pick` accepts.
+    /// Others are kept for later calls, since the server does not order
+    /// SENT against the echo, nor presence against mail.
+    pub fn recv_until<T>(&mut self, mut pick: impl FnMut(&ServerMsg) -> Option<T>) -> T {
+        if let Some(index) = self.skipped.iter().position(|m| pick(m).is_some()) {
+            let msg = self.skipped.remove(index).unwrap();
+            return pick(&msg).unwrap();
+        }
+        loop {
+            let msg = self.recv().unwrap();
+            match pick(&msg) {
+                Some(found) => return found,
+                None => self.skipped.push_back(msg),
+            }
+        }
+    }
+
+    /// The next chat message.
+    pub fn next_msg(&mut self) -> ChatMsg {
+        self.recv_until(|m| match m {
+            ServerMsg::Msg(msg) => Some(msg.clone()),
+            _ => None,
+        })
+    }
+
+    /// Whether the server closes the connection (EOF or reset) in time.
+    pub fn is_closed_by_server(&mut self) -> bool {
+        let mut rest = [0u8; 4096];
+        loop {
+            match self.reader.read(&mut rest) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+}
