@@ -1,3 +1,55 @@
-//! placeholder
+//! The `chat-client` program: flags → key file → the headless mode or the
+//! window. Bad flags or a bad key file: one line on stderr, exit code 2.
 #![forbid(unsafe_code)]
-fn main() {}
+
+#[cfg(feature = "gui")]
+mod gui;
+mod headless;
+
+use std::process::ExitCode;
+
+use chat_client::config::USAGE;
+use chat_client::{Config, Key, Parsed};
+use chat_common::keyfile::load_key;
+
+/// Exit code for bad arguments or an unusable key file.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    // std::env::args would panic on an argument that is not UTF-8.
+    let args: Result<Vec<String>, _> = std::env::args_os().skip(1).map(|arg| arg.into_string()).collect();
+    let parsed = match args {
+        Ok(args) => Config::parse(args, |name| std::env::var(name).ok()),
+        Err(arg) => Err(format!("argument {arg:?} is not UTF-8")),
+    };
+    let config = match parsed {
+        Ok(Parsed::Run(config)) => config,
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("chat-client: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let key = match load_key(&config.key_file) {
+        Ok(key) => key,
+        Err(err) => {
+            eprintln!("chat-client: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if config.headless { headless::run(config, key) } else { run_window(config, key) }
+}
+
+#[cfg(feature = "gui")]
+fn run_window(config: Config, key: Key) -> ExitCode {
+    gui::run(config, key)
+}
+
+#[cfg(not(feature = "gui"))]
+fn run_window(_config: Config, _key: Key) -> ExitCode {
+    eprintln!("chat-client: this build has no window (built without the gui feature); use --headless --nick NAME");
+    ExitCode::from(EXIT_USAGE)
+}

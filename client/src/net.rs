@@ -1,0 +1,362 @@
+//! The network thread: [`start`] spawns it and returns a [`Handle`] for
+//! commands. It owns the state directory, the session, the reconnect timer
+//! and the writing half of the connection; a [`link`](crate::link) thread
+//! per connection does the connecting and reading and reports back through
+//! the same channel the commands arrive on, so one `recv` waits for both.
+//!
+//! The thread never waits on the UI: events go out through the sink the UI
+//! gave, which must not block (an mpsc `Sender`, fltk's `app::Sender`).
+
+use std::fmt;
+use std::io::{self, Write};
+use std::mem;
+use std::net::{Shutdown, TcpStream};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use chat_common::PING_INTERVAL;
+use chat_common::auth::{Key, Sealer};
+use chat_common::message::ClientMsg;
+use chat_common::validate::validate_nick;
+
+use crate::config::Config;
+use crate::link::{self, Dial, LinkEvent};
+use crate::session::{Actions, Command, Event, Session};
+use crate::store::{Store, StoreError};
+
+/// How long [`Command::Quit`] waits for the outbox to empty.
+pub const QUIT_GRACE: Duration = Duration::from_secs(5);
+/// A write blocked this long (the server stopped reading) drops the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most inputs handled before the state is saved and frames are written,
+/// so a flood of messages still gets acknowledged as it goes.
+const MAX_BATCH: usize = 1000;
+
+/// Why the network thread could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration names no nickname.
+    NoNickname,
+    /// The nickname is not valid; says why.
+    BadNickname(String),
+    /// The state directory or one of its files cannot be used.
+    State(StoreError),
+    /// The operating system would not start a thread.
+    Thread(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoNickname => write!(f, "no nickname given"),
+            Self::BadNickname(why) => write!(f, "{why}"),
+            Self::State(err) => write!(f, "{err}"),
+            Self::Thread(err) => write!(f, "cannot start the network thread: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<StoreError> for StartError {
+    fn from(err: StoreError) -> Self {
+        Self::State(err)
+    }
+}
+
+/// What the network thread waits for: the UI's commands, and reports from
+/// the connection thread of a given generation (older ones are ignored).
+enum Input {
+    Command(Command),
+    Link(u64, LinkEvent),
+}
+
+/// Sends commands to the network thread; cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct CommandSender(Sender<Input>);
+
+impl CommandSender {
+    /// Hands a command to the network thread (ignored once it has stopped).
+    pub fn send(&self, command: Command) {
+        let _ = self.0.send(Input::Command(command));
+    }
+}
+
+/// The running network thread.
+pub struct Handle {
+    /// Where commands go.
+    commands: CommandSender,
+    /// Joined by [`Handle::wait`].
+    thread: JoinHandle<()>,
+}
+
+impl Handle {
+    /// Hands a command to the network thread; never blocks.
+    pub fn send(&self, command: Command) {
+        self.commands.send(command);
+    }
+
+    /// A sender for another thread (e.g. one reading standard input).
+    pub fn sender(&self) -> CommandSender {
+        self.commands.clone()
+    }
+
+    /// Waits for the network thread to end (after [`Event::Stopped`]).
+    pub fn wait(self) {
+        // A panic there has already been printed; there is nothing to add.
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts the network thread for `config`'s nickname and server. It
+/// connects at once and keeps reconnecting until [`Command::Quit`] or a
+/// final rejection; `sink` receives every [`Event`], [`Event::Stopped`] last.
+pub fn start(config: Config, key: Key, sink: impl Fn(Event) + Send + 'static) -> Result<Handle, StartError> {
+    let nick = config.nick.ok_or(StartError::NoNickname)?;
+    validate_nick(&nick).map_err(StartError::BadNickname)?;
+    let store = Store::open(&config.state_dir, &config.host, config.port, &nick)?;
+    let token = store.load_token()?;
+    let session = Session::new(server_label(&config.host, config.port), store.load_outbox()?, store.load_last_seen()?);
+    let (sender, inputs) = mpsc::channel();
+    let driver = Driver {
+        session,
+        store,
+        dial: Dial { host: config.host, port: config.port, key, nick, token },
+        retry: config.retry,
+        sink,
+        sender: sender.clone(),
+        inputs,
+        generation: 0,
+        link: Link::Down { retry_at: Instant::now() },
+        quit_by: None,
+    };
+    let thread = thread::Builder::new().name("chat-session".into()).spawn(move || driver.run());
+    Ok(Handle { commands: CommandSender(sender), thread: thread.map_err(StartError::Thread)? })
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn server_label(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// The connection as the session thread sees it.
+enum Link {
+    /// No connection; the next attempt is due then.
+    Down { retry_at: Instant },
+    /// A connection thread is connecting; its socket once TCP is up.
+    Connecting { stream: Option<TcpStream> },
+    /// Logged in (or logging in): we write here.
+    Up { stream: TcpStream, sealer: Sealer, last_write: Instant },
+}
+
+struct Driver<F> {
+    /// The protocol logic.
+    session: Session,
+    /// Where the session's state is saved.
+    store: Store,
+    /// What each connection thread needs; the token is updated on WELCOME.
+    dial: Dial,
+    /// Time between connection attempts.
+    retry: Duration,
+    /// The UI's event sink.
+    sink: F,
+    /// Cloned into each connection thread.
+    sender: Sender<Input>,
+    /// Commands and connection reports.
+    inputs: Receiver<Input>,
+    /// Number of the current connection; reports from older ones are stale.
+    generation: u64,
+    /// The current connection.
+    link: Link,
+    /// Set by Quit: stop when the outbox is empty or at this time.
+    quit_by: Option<Instant>,
+}
+
+impl<F: Fn(Event)> Driver<F> {
+    fn run(mut self) {
+        if !self.session.outbox.is_empty() {
+            (self.sink)(Event::Outbox(self.session.outbox.len()));
+        }
+        loop {
+            let now = Instant::now();
+            if self.quit_by.is_some_and(|quit_by| self.session.outbox.is_empty() || now >= quit_by) {
+                break;
+            }
+            match &self.link {
+                Link::Down { retry_at } if now >= *retry_at => self.connect(),
+                // [P-26] Keep an idle connection alive.
+                Link::Up { last_write, .. } if now >= *last_write + PING_INTERVAL => self.write(&[ClientMsg::Ping]),
+                _ => {}
+            }
+            let first = match self.next_wake() {
+                Some(wake) => self.inputs.recv_timeout(wake.saturating_duration_since(now)),
+                None => self.inputs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let Ok(first) = first else {
+                // A timeout; disconnection cannot happen as we hold a sender.
+                continue;
+            };
+            let mut actions = Actions::default();
+            let mut rejected = None;
+            let mut next = Some(first);
+            let mut handled = 0;
+            while let Some(input) = next {
+                if let Err(reason) = self.handle(input, &mut actions) {
+                    rejected = Some(reason);
+                    break;
+                }
+                handled += 1;
+                next = if handled < MAX_BATCH { self.inputs.try_recv().ok() } else { None };
+            }
+            self.session.finish_batch(&mut actions);
+            self.apply(actions);
+            if let Some(reason) = rejected {
+                (self.sink)(Event::Rejected { reason });
+                break;
+            }
+        }
+        self.close_link();
+        (self.sink)(Event::Stopped);
+    }
+
+    /// When the loop must wake up even if no input arrives.
+    fn next_wake(&self) -> Option<Instant> {
+        let link_wake = match &self.link {
+            Link::Down { retry_at } => Some(*retry_at),
+            Link::Up { last_write, .. } => Some(*last_write + PING_INTERVAL),
+            Link::Connecting { .. } => None,
+        };
+        match (link_wake, self.quit_by) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Handles one input; `Err(reason)` when the login is refused for good.
+    fn handle(&mut self, input: Input, actions: &mut Actions) -> Result<(), String> {
+        let event = match input {
+            Input::Command(Command::Send { to, text }) => {
+                self.session.on_send(to, text, actions);
+                return Ok(());
+            }
+            Input::Command(Command::Quit) => {
+                self.quit_by.get_or_insert(Instant::now() + QUIT_GRACE);
+                // Unsent messages get one more try now rather than at the next retry.
+                if let Link::Down { retry_at } = &mut self.link {
+                    *retry_at = Instant::now();
+                }
+                return Ok(());
+            }
+            Input::Link(generation, _) if generation != self.generation => {
+                if let Input::Link(_, LinkEvent::Connected(stream)) = input {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+                return Ok(());
+            }
+            Input::Link(_, event) => event,
+        };
+        match event {
+            LinkEvent::Connected(stream) => self.link = Link::Connecting { stream: Some(stream) },
+            LinkEvent::Ready(sealer) => {
+                if let Link::Connecting { stream: Some(stream) } =
+                    mem::replace(&mut self.link, Link::Connecting { stream: None })
+                {
+                    // The link thread is done writing; from here the timeout is ours.
+                    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+                    self.link = Link::Up { stream, sealer, last_write: Instant::now() };
+                    self.session.on_linked(actions);
+                }
+            }
+            LinkEvent::Message(message) => {
+                if let Err(reason) = self.session.on_server(message, actions) {
+                    self.session.on_unlinked(actions);
+                    return Err(reason);
+                }
+            }
+            LinkEvent::Down { reason, fatal: true } => return Err(reason),
+            LinkEvent::Down { reason, fatal: false } => self.drop_link(reason, actions),
+        }
+        Ok(())
+    }
+
+    /// Saves, reports and sends what a batch produced, in that order.
+    fn apply(&mut self, actions: Actions) {
+        if let Some(token) = actions.save_token {
+            self.dial.token = Some(token);
+            if let Err(err) = self.store.save_token(&token) {
+                let reason = format!("cannot save the owner token, so this nickname cannot log in again: {err}");
+                (self.sink)(Event::Error { reason });
+            }
+        }
+        let mut saved = Ok(());
+        if actions.save_last_seen {
+            saved = self.store.save_last_seen(self.session.last_seen);
+        }
+        if actions.save_outbox {
+            saved = saved.and(self.store.save_outbox(&self.session.outbox));
+        }
+        if let Err(err) = saved {
+            (self.sink)(Event::Error { reason: format!("cannot save the state: {err}") });
+        }
+        for event in actions.events {
+            (self.sink)(event);
+        }
+        if !actions.send.is_empty() {
+            self.write(&actions.send);
+        }
+    }
+
+    /// Seals and writes messages in one write; a failure drops the connection.
+    fn write(&mut self, messages: &[ClientMsg]) {
+        let Link::Up { stream, sealer, last_write } = &mut self.link else {
+            return;
+        };
+        let mut frames = Vec::new();
+        let mut payload = Vec::new();
+        for message in messages {
+            payload.clear();
+            message.encode_payload(&mut payload);
+            sealer.seal(message.kind(), &payload, &mut frames);
+        }
+        match (&*stream).write_all(&frames) {
+            Ok(()) => *last_write = Instant::now(),
+            Err(err) => {
+                let mut actions = Actions::default();
+                self.drop_link(format!("cannot send to the server: {err}"), &mut actions);
+                actions.events.into_iter().for_each(|event| (self.sink)(event));
+            }
+        }
+    }
+
+    /// Starts a connection thread for the next generation.
+    fn connect(&mut self) {
+        self.link = Link::Connecting { stream: None };
+        let (sender, generation) = (self.sender.clone(), self.generation);
+        let dial = self.dial.clone();
+        let report = move |event| sender.send(Input::Link(generation, event)).is_ok();
+        let spawned =
+            thread::Builder::new().name(format!("chat-link-{generation}")).spawn(move || link::run(dial, report));
+        if let Err(err) = spawned {
+            let mut actions = Actions::default();
+            self.drop_link(format!("cannot start a connection thread: {err}"), &mut actions);
+            actions.events.into_iter().for_each(|event| (self.sink)(event));
+        }
+    }
+
+    /// Ends the current connection, if any; its thread's reports go stale.
+    fn close_link(&mut self) {
+        if let Link::Connecting { stream: Some(stream) } | Link::Up { stream, .. } = &self.link {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        self.generation += 1;
+    }
+
+    /// The connection is gone: schedule the next attempt and say when.
+    fn drop_link(&mut self, reason: String, actions: &mut Actions) {
+        self.close_link();
+        self.session.on_unlinked(actions);
+        self.link = Link::Down { retry_at: Instant::now() + self.retry };
+        actions.events.push(Event::Disconnected { reason, retry_in: self.retry });
+    }
+}

@@ -1,0 +1,398 @@
+//! The client's protocol logic, sans-IO: what to send, save and report in
+//! answer to the user's commands and the server's messages. The driver in
+//! [`crate::net`] owns the sockets, threads and clocks, feeds a batch of
+//! inputs in, then carries out the [`Actions`] in their documented order.
+//!
+//! **Invariant:** nothing is reported to the UI or acknowledged to the
+//! server before the state it depends on is saved: a new owner token
+//! first, then the highest id seen and the outbox, then events, then frames.
+
+use std::mem;
+use std::time::Duration;
+
+use chat_common::MAX_TEXT_LEN;
+use chat_common::auth::TOKEN_LEN;
+use chat_common::message::{ChatMsg, ClientMsg, ServerMsg};
+use chat_common::validate::{validate_nick, validate_text};
+
+use crate::outbox::Outbox;
+
+/// What the UI asks the network thread to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Send a message to one nickname, or to everyone (`None`).
+    Send { to: Option<String>, text: String },
+    /// Send what is still in the outbox (for at most 5 s), then stop.
+    Quit,
+}
+
+/// What the network thread tells the UI, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Logged in (after WELCOME); `server` is `host:port`.
+    Connected { nick: String, server: String },
+    /// Everyone online, ourselves included.
+    Users(Vec<String>),
+    /// A user came online.
+    Joined(String),
+    /// A user went offline.
+    Left(String),
+    /// A new message, reported once per id ever (per state directory).
+    /// `missed`: it was sent before this connection's login, while we were away.
+    Message { msg: ChatMsg, missed: bool },
+    /// The server stored our message `client_id` as message `id` (0 when
+    /// the server confirms an old re-send it no longer remembers the id of).
+    Sent { client_id: u64, id: u64 },
+    /// The number of messages waiting to be sent changed.
+    Outbox(usize),
+    /// The connection dropped or could not be made; the next try is in `retry_in`.
+    Disconnected { reason: String, retry_in: Duration },
+    /// The server refused this nickname for good; no retry. [`Event::Stopped`] follows.
+    Rejected { reason: String },
+    /// Something failed that does not end the session (e.g. a message refused).
+    Error { reason: String },
+    /// The network thread has ended, after a quit or a rejection. Always the last event.
+    Stopped,
+}
+
+/// What the driver must do after a batch, in this field order.
+#[derive(Debug, Default)]
+pub struct Actions {
+    /// A new owner token, to be saved (durably) before anything else.
+    pub save_token: Option<[u8; TOKEN_LEN]>,
+    /// The highest id seen changed: save it before reporting the messages.
+    pub save_last_seen: bool,
+    /// The outbox changed: save it before sending what it holds.
+    pub save_outbox: bool,
+    /// Events for the UI.
+    pub events: Vec<Event>,
+    /// Messages for the server, on the current connection only.
+    pub send: Vec<ClientMsg>,
+}
+
+/// The state of one nickname's session across connections.
+#[derive(Debug)]
+pub struct Session {
+    /// `host:port`, for [`Event::Connected`].
+    server: String,
+    /// Messages typed and not yet confirmed.
+    pub outbox: Outbox,
+    /// The highest message id received; lower or equal ids are duplicates.
+    pub last_seen: u64,
+    /// The highest id acknowledged on the current connection.
+    acked: u64,
+    /// Whether the handshake of the current connection is done (LOGIN sent).
+    linked: bool,
+    /// WELCOME's server time on the current connection: messages older than
+    /// this were missed. `None` until WELCOME, when nothing may be sent.
+    welcome_time_ms: Option<u64>,
+    /// USERS chunks gathered until the last one.
+    users: Vec<String>,
+    /// The outbox size the UI last heard of.
+    reported_outbox: usize,
+}
+
+impl Session {
+    /// A session resuming from saved state.
+    pub fn new(server: String, outbox: Outbox, last_seen: u64) -> Session {
+        let reported_outbox = outbox.len();
+        Session {
+            server,
+            outbox,
+            last_seen,
+            acked: last_seen,
+            linked: false,
+            welcome_time_ms: None,
+            users: Vec::new(),
+            reported_outbox,
+        }
+    }
+
+    /// The user typed a message: check it, then queue it. It is sent at the
+    /// end of the batch, after the outbox is saved.
+    pub fn on_send(&mut self, to: Option<String>, text: String, actions: &mut Actions) {
+        let checked = match &to {
+            Some(nick) => validate_nick(nick).map_err(|why| format!("recipient: {why}")),
+            None => Ok(()),
+        };
+        if let Err(why) = checked.and_then(|()| validate_text(&text, MAX_TEXT_LEN)) {
+            actions.events.push(Event::Error { reason: format!("not sent: {why}") });
+            return;
+        }
+        self.outbox.push(to.unwrap_or_default(), text);
+        actions.save_outbox = true;
+    }
+
+    /// The handshake of a new connection is done: log in [P-17].
+    pub fn on_linked(&mut self, actions: &mut Actions) {
+        self.linked = true;
+        self.acked = self.last_seen;
+        self.outbox.reconnected();
+        actions.send.push(ClientMsg::Login { last_seen: self.last_seen });
+    }
+
+    /// The current connection is gone; what was queued for it is dropped.
+    pub fn on_unlinked(&mut self, actions: &mut Actions) {
+        self.linked = false;
+        self.welcome_time_ms = None;
+        self.users.clear();
+        actions.send.clear();
+    }
+
+    /// A message from the server. `Err(reason)` means the login was refused
+    /// for good (REJECT): the session must stop.
+    pub fn on_server(&mut self, msg: ServerMsg, actions: &mut Actions) -> Result<(), String> {
+        match msg {
+            ServerMsg::Welcome { nick, token, server_time_ms } => {
+                if token.is_some() {
+                    actions.save_token = token;
+                }
+                self.welcome_time_ms = Some(server_time_ms);
+                actions.events.push(Event::Connected { nick, server: self.server.clone() });
+            }
+            ServerMsg::Reject { reason } => return Err(reason),
+            ServerMsg::Users { last, nicks } => {
+                self.users.extend(nicks);
+                if last {
+                    actions.events.push(Event::Users(mem::take(&mut self.users)));
+                }
+            }
+            ServerMsg::Joined { nick } => actions.events.push(Event::Joined(nick)),
+            ServerMsg::Left { nick } => actions.events.push(Event::Left(nick)),
+            // Redelivered after a reconnect [P-24], or already seen in an earlier run.
+            ServerMsg::Msg(msg) if msg.id <= self.last_seen => {}
+            ServerMsg::Msg(msg) => {
+                self.last_seen = msg.id;
+                actions.save_last_seen = true;
+                let missed = self.welcome_time_ms.is_some_and(|welcome| msg.time_ms < welcome);
+                actions.events.push(Event::Message { msg, missed });
+            }
+            ServerMsg::Sent { client_id, id } => {
+                if self.outbox.confirm(client_id).is_some() {
+                    actions.save_outbox = true;
+                    actions.events.push(Event::Sent { client_id, id });
+                }
+            }
+            ServerMsg::Pong => {}
+            ServerMsg::Error { client_id, reason } => {
+                let reason = match self.outbox.confirm(client_id) {
+                    Some(_) => {
+                        actions.save_outbox = true;
+                        format!("message {client_id} not sent: {reason}")
+                    }
+                    None => reason,
+                };
+                actions.events.push(Event::Error { reason });
+            }
+        }
+        Ok(())
+    }
+
+    /// After a batch of inputs: acknowledge what arrived (one ACK for the
+    /// batch), send what the outbox allows, report a changed outbox size.
+    pub fn finish_batch(&mut self, actions: &mut Actions) {
+        if self.linked && self.welcome_time_ms.is_some() {
+            if self.last_seen > self.acked {
+                actions.send.push(ClientMsg::Ack { up_to: self.last_seen });
+                self.acked = self.last_seen;
+            }
+            for entry in self.outbox.take_sendable() {
+                actions.send.push(ClientMsg::Send { client_id: entry.client_id, to: entry.to, text: entry.text });
+            }
+        }
+        if self.outbox.len() != self.reported_outbox {
+            self.reported_outbox = self.outbox.len();
+            actions.events.push(Event::Outbox(self.reported_outbox));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: u64, time_ms: u64) -> ServerMsg {
+        ServerMsg::Msg(ChatMsg { id, time_ms, from: "bob".into(), to: String::new(), text: format!("m{id}") })
+    }
+
+    fn welcome(token: Option<[u8; 32]>) -> ServerMsg {
+        ServerMsg::Welcome { nick: "alice".into(), token, server_time_ms: 1000 }
+    }
+
+    /// A session that has logged in on a new connection.
+    fn logged_in(outbox: Outbox, last_seen: u64) -> (Session, Actions) {
+        let mut session = Session::new("h:1".into(), outbox, last_seen);
+        let mut actions = Actions::default();
+        session.on_linked(&mut actions);
+        session.on_server(welcome(None), &mut actions).unwrap();
+        session.finish_batch(&mut actions);
+        (session, actions)
+    }
+
+    fn sends(actions: &Actions) -> Vec<u64> {
+        let ids = actions.send.iter().filter_map(|m| match m {
+            ClientMsg::Send { client_id, .. } => Some(*client_id),
+            _ => None,
+        });
+        ids.collect()
+    }
+
+    #[test]
+    fn logs_in_with_last_seen_and_saves_a_new_token_first() {
+        let mut session = Session::new("h:1".into(), Outbox::default(), 41);
+        let mut actions = Actions::default();
+        session.on_linked(&mut actions);
+        assert_eq!(actions.send, [ClientMsg::Login { last_seen: 41 }]);
+        session.on_server(welcome(Some([7; 32])), &mut actions).unwrap();
+        assert_eq!(actions.save_token, Some([7; 32]));
+        assert_eq!(actions.events, [Event::Connected { nick: "alice".into(), server: "h:1".into() }]);
+    }
+
+    #[test]
+    fn nothing_is_sent_before_welcome_and_the_outbox_goes_in_order_after() {
+        let mut outbox = Outbox::default();
+        outbox.push(String::new(), "one".into());
+        let mut session = Session::new("h:1".into(), outbox, 0);
+        let mut actions = Actions::default();
+        session.on_send(Some("bob".into()), "two".into(), &mut actions);
+        assert!(actions.save_outbox);
+        session.finish_batch(&mut actions);
+        assert!(actions.send.is_empty());
+        assert_eq!(actions.events, [Event::Outbox(2)]);
+
+        let mut actions = Actions::default();
+        session.on_linked(&mut actions);
+        session.on_server(welcome(None), &mut actions).unwrap();
+        session.finish_batch(&mut actions);
+        assert_eq!(actions.send[0], ClientMsg::Login { last_seen: 0 });
+        assert_eq!(sends(&actions), [1, 2]);
+        assert_eq!(actions.send[2], ClientMsg::Send { client_id: 2, to: "bob".into(), text: "two".into() });
+    }
+
+    #[test]
+    fn duplicates_are_dropped_and_one_ack_covers_the_batch() {
+        let (mut session, _) = logged_in(Outbox::default(), 5);
+        let mut actions = Actions::default();
+        for id in [4, 5, 6, 7, 7] {
+            session.on_server(msg(id, 2000), &mut actions).unwrap();
+        }
+        session.finish_batch(&mut actions);
+        assert!(actions.save_last_seen);
+        assert_eq!(session.last_seen, 7);
+        let ids: Vec<u64> = actions
+            .events
+            .iter()
+            .map(|e| match e {
+                Event::Message { msg, .. } => msg.id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, [6, 7]);
+        assert_eq!(actions.send, [ClientMsg::Ack { up_to: 7 }]);
+
+        let mut actions = Actions::default();
+        session.on_server(msg(7, 2000), &mut actions).unwrap();
+        session.finish_batch(&mut actions);
+        assert!(!actions.save_last_seen);
+        assert!(actions.events.is_empty() && actions.send.is_empty());
+    }
+
+    #[test]
+    fn messages_older_than_welcome_are_marked_missed() {
+        let (mut session, _) = logged_in(Outbox::default(), 0);
+        let mut actions = Actions::default();
+        session.on_server(msg(1, 999), &mut actions).unwrap();
+        session.on_server(msg(2, 1000), &mut actions).unwrap();
+        let missed: Vec<bool> = actions
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { missed, .. } => Some(*missed),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(missed, [true, false]);
+    }
+
+    #[test]
+    fn unconfirmed_messages_are_sent_again_in_order_after_a_reconnect() {
+        let mut outbox = Outbox::default();
+        for text in ["a", "b", "c"] {
+            outbox.push(String::new(), text.into());
+        }
+        let (mut session, first) = logged_in(outbox, 0);
+        assert_eq!(sends(&first), [1, 2, 3]);
+        let mut actions = Actions::default();
+        session.on_server(ServerMsg::Sent { client_id: 1, id: 10 }, &mut actions).unwrap();
+        session.on_server(ServerMsg::Sent { client_id: 1, id: 10 }, &mut actions).unwrap();
+        session.finish_batch(&mut actions);
+        assert_eq!(actions.events, [Event::Sent { client_id: 1, id: 10 }, Event::Outbox(2)]);
+        session.on_unlinked(&mut actions);
+
+        let mut actions = Actions::default();
+        session.on_linked(&mut actions);
+        session.on_server(welcome(None), &mut actions).unwrap();
+        session.finish_batch(&mut actions);
+        assert_eq!(sends(&actions), [2, 3]);
+    }
+
+    #[test]
+    fn a_drop_discards_frames_queued_for_the_old_connection() {
+        let (mut session, _) = logged_in(Outbox::default(), 0);
+        let mut actions = Actions::default();
+        session.on_send(None, "hi".into(), &mut actions);
+        session.on_server(msg(1, 5), &mut actions).unwrap();
+        session.on_unlinked(&mut actions);
+        session.finish_batch(&mut actions);
+        assert!(actions.send.is_empty());
+        assert!(actions.save_outbox && actions.save_last_seen);
+    }
+
+    #[test]
+    fn an_error_about_a_send_removes_it_and_says_so() {
+        let mut outbox = Outbox::default();
+        outbox.push("nobody".into(), "hi".into());
+        let (mut session, _) = logged_in(outbox, 0);
+        let mut actions = Actions::default();
+        let error = ServerMsg::Error { client_id: 1, reason: "unknown recipient".into() };
+        session.on_server(error, &mut actions).unwrap();
+        let other = ServerMsg::Error { client_id: 0, reason: "3 messages dropped".into() };
+        session.on_server(other, &mut actions).unwrap();
+        session.finish_batch(&mut actions);
+        assert_eq!(
+            actions.events,
+            [
+                Event::Error { reason: "message 1 not sent: unknown recipient".into() },
+                Event::Error { reason: "3 messages dropped".into() },
+                Event::Outbox(0),
+            ]
+        );
+        assert!(session.outbox.is_empty());
+    }
+
+    #[test]
+    fn invalid_messages_never_enter_the_outbox() {
+        let mut session = Session::new("h:1".into(), Outbox::default(), 0);
+        let mut actions = Actions::default();
+        session.on_send(None, "tab\there".into(), &mut actions);
+        session.on_send(Some("no body".into()), "hi".into(), &mut actions);
+        session.on_send(None, String::new(), &mut actions);
+        assert!(session.outbox.is_empty() && !actions.save_outbox);
+        assert_eq!(actions.events.len(), 3);
+        assert!(
+            actions.events.iter().all(|e| matches!(e, Event::Error { reason } if reason.starts_with("not sent: ")))
+        );
+    }
+
+    #[test]
+    fn users_chunks_are_gathered_and_reject_is_final() {
+        let (mut session, _) = logged_in(Outbox::default(), 0);
+        let mut actions = Actions::default();
+        session.on_server(ServerMsg::Users { last: false, nicks: vec!["a".into()] }, &mut actions).unwrap();
+        assert!(actions.events.is_empty());
+        session.on_server(ServerMsg::Users { last: true, nicks: vec!["b".into()] }, &mut actions).unwrap();
+        assert_eq!(actions.events, [Event::Users(vec!["a".into(), "b".into()])]);
+        let reject = ServerMsg::Reject { reason: "nickname taken".into() };
+        assert_eq!(session.on_server(reject, &mut actions), Err("nickname taken".into()));
+    }
+}

@@ -1,0 +1,255 @@
+//! The state directory: what a client keeps between runs, so that a restart
+//! neither loses nor repeats anything.
+//!
+//! Each server address and nickname gets its own subdirectory (mode 0700)
+//! holding three files (mode 0600), each replaced atomically (write a temp
+//! file, fsync, rename, fsync the directory) so a crash leaves the old or
+//! the new version, never half of one:
+//! - `token`: the nickname's owner token, 64 hex characters. Secret.
+//! - `last_seen`: the highest message id received, in decimal.
+//! - `outbox`: unconfirmed messages and the next client message id
+//!   (the format is [`Outbox::to_text`]).
+
+use std::fmt;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use chat_common::auth::TOKEN_LEN;
+use chat_common::validate::nick_key;
+
+use crate::outbox::Outbox;
+
+/// A state file or directory that could not be used, and why.
+#[derive(Debug)]
+pub struct StoreError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What went wrong; `InvalidData` for a file we cannot parse.
+    pub source: io::Error,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The state of one nickname on one server.
+#[derive(Debug)]
+pub struct Store {
+    /// `<state dir>/<host>_<port>_<nickname in lower case>`.
+    dir: PathBuf,
+}
+
+/// Escapes everything but `[A-Za-z0-9.-]` as `%XX`, so that any host makes
+/// one safe file name component and `_` can separate the parts.
+fn file_name_part(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+fn parse_hex_token(text: &str) -> Option<[u8; TOKEN_LEN]> {
+    let hex = text.trim_end().as_bytes();
+    if hex.len() != 2 * TOKEN_LEN {
+        return None;
+    }
+    let mut token = [0u8; TOKEN_LEN];
+    for (byte, pair) in token.iter_mut().zip(hex.chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(token)
+}
+
+impl Store {
+    /// Opens (creating if needed) the state of `nick` on `host:port`.
+    /// Nicknames are case-insensitive, so `Alice` and `alice` share one.
+    pub fn open(state_dir: &Path, host: &str, port: u16, nick: &str) -> Result<Store, StoreError> {
+        // The port separates the parts, so the name is never "." or "..".
+        let name = format!("{}_{port}_{}", file_name_part(host), file_name_part(&nick_key(nick)));
+        let dir = state_dir.join(name);
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| StoreError { path: dir.clone(), source })?;
+        Ok(Store { dir })
+    }
+
+    /// The owner token, if this nickname has been registered from here.
+    pub fn load_token(&self) -> Result<Option<[u8; TOKEN_LEN]>, StoreError> {
+        let Some(text) = self.read("token")? else {
+            return Ok(None);
+        };
+        // Never echo the file's contents: it is a secret.
+        parse_hex_token(&text).map(Some).ok_or_else(|| self.corrupt("token", "expected 64 hex characters"))
+    }
+
+    /// Saves the owner token; on return it is on disk.
+    pub fn save_token(&self, token: &[u8; TOKEN_LEN]) -> Result<(), StoreError> {
+        let hex: String = token.iter().map(|byte| format!("{byte:02x}")).collect();
+        self.write("token", &format!("{hex}\n"))
+    }
+
+    /// The highest message id received (0 before the first).
+    pub fn load_last_seen(&self) -> Result<u64, StoreError> {
+        match self.read("last_seen")? {
+            None => Ok(0),
+            Some(text) => {
+                text.trim_end().parse().map_err(|_| self.corrupt("last_seen", "expected a message id in decimal"))
+            }
+        }
+    }
+
+    /// Saves the highest message id received.
+    pub fn save_last_seen(&self, id: u64) -> Result<(), StoreError> {
+        self.write("last_seen", &format!("{id}\n"))
+    }
+
+    /// The saved outbox (empty before the first message).
+    pub fn load_outbox(&self) -> Result<Outbox, StoreError> {
+        match self.read("outbox")? {
+            None => Ok(Outbox::default()),
+            Some(text) => Outbox::from_text(&text).map_err(|why| self.corrupt("outbox", &why)),
+        }
+    }
+
+    /// Saves the outbox.
+    pub fn save_outbox(&self, outbox: &Outbox) -> Result<(), StoreError> {
+        self.write("outbox", &outbox.to_text())
+    }
+
+    fn corrupt(&self, name: &str, why: &str) -> StoreError {
+        let why = format!("{why}; move the file away to start afresh");
+        StoreError { path: self.dir.join(name), source: io::Error::new(io::ErrorKind::InvalidData, why) }
+    }
+
+    /// The file's contents, or `None` if it does not exist.
+    fn read(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let path = self.dir.join(name);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError { path, source }),
+        }
+    }
+
+    /// Replaces the file atomically and durably.
+    fn write(&self, name: &str, contents: &str) -> Result<(), StoreError> {
+        let path = self.dir.join(name);
+        let temp = self.dir.join(format!("{name}.tmp"));
+        let result = (|| {
+            let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
+            file.write_all(contents.as_bytes())?;
+            file.sync_all()?;
+            fs::rename(&temp, &path)?;
+            // The rename itself is durable only once the directory is synced.
+            File::open(&self.dir)?.sync_all()
+        })();
+        result.map_err(|source| StoreError { path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_state_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hmac-chat-store-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_fresh_store_is_empty_and_everything_round_trips() {
+        let state = temp_state_dir("roundtrip");
+        let store = Store::open(&state, "127.0.0.1", 5555, "Alice").unwrap();
+        assert_eq!(store.load_token().unwrap(), None);
+        assert_eq!(store.load_last_seen().unwrap(), 0);
+        assert!(store.load_outbox().unwrap().is_empty());
+
+        let mut outbox = Outbox::default();
+        outbox.push("bob".into(), "hola".into());
+        store.save_token(&[0xab; 32]).unwrap();
+        store.save_last_seen(41).unwrap();
+        store.save_outbox(&outbox).unwrap();
+
+        let again = Store::open(&state, "127.0.0.1", 5555, "alice").unwrap();
+        assert_eq!(again.dir, store.dir, "nicknames are case-insensitive");
+        assert_eq!(again.load_token().unwrap(), Some([0xab; 32]));
+        assert_eq!(again.load_last_seen().unwrap(), 41);
+        assert_eq!(again.load_outbox().unwrap(), outbox);
+        fs::remove_dir_all(&state).unwrap();
+    }
+
+    #[test]
+    fn files_are_private_and_no_temp_file_is_left_behind() {
+        let state = temp_state_dir("modes");
+        let store = Store::open(&state, "localhost", 1, "bob").unwrap();
+        store.save_token(&[1; 32]).unwrap();
+        store.save_last_seen(1).unwrap();
+        store.save_last_seen(2).unwrap();
+        assert_eq!(mode(&store.dir), 0o700);
+        assert_eq!(mode(&store.dir.join("token")), 0o600);
+        assert_eq!(mode(&store.dir.join("last_seen")), 0o600);
+        let mut names: Vec<_> = fs::read_dir(&store.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["last_seen", "token"]);
+        fs::remove_dir_all(&state).unwrap();
+    }
+
+    #[test]
+    fn a_stale_temp_file_from_a_crash_does_not_matter() {
+        let state = temp_state_dir("crash");
+        let store = Store::open(&state, "h", 1, "bob").unwrap();
+        store.save_last_seen(7).unwrap();
+        fs::write(store.dir.join("last_seen.tmp"), "half a wri").unwrap();
+        assert_eq!(store.load_last_seen().unwrap(), 7);
+        store.save_last_seen(8).unwrap();
+        assert_eq!(store.load_last_seen().unwrap(), 8);
+        fs::remove_dir_all(&state).unwrap();
+    }
+
+    #[test]
+    fn servers_and_nicknames_get_separate_safe_directories() {
+        let state = temp_state_dir("separate");
+        let a = Store::open(&state, "127.0.0.1", 5555, "alice").unwrap();
+        let b = Store::open(&state, "127.0.0.1", 5556, "alice").unwrap();
+        let c = Store::open(&state, "::1", 5555, "..").unwrap();
+        a.save_last_seen(1).unwrap();
+        assert_eq!(b.load_last_seen().unwrap(), 0);
+        assert_ne!(a.dir, b.dir);
+        assert_eq!(c.dir, state.join("%3A%3A1_5555_.."));
+        assert_eq!(c.dir.parent(), Some(state.as_path()));
+        fs::remove_dir_all(&state).unwrap();
+    }
+
+    #[test]
+    fn corrupt_files_are_errors_that_name_the_file_and_never_show_the_token() {
+        let state = temp_state_dir("corrupt");
+        let store = Store::open(&state, "h", 1, "bob").unwrap();
+        fs::write(store.dir.join("token"), "secretsecret\n").unwrap();
+        let err = store.load_token().unwrap_err().to_string();
+        assert!(err.contains("token: expected 64 hex characters"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        fs::write(store.dir.join("last_seen"), "forty-one\n").unwrap();
+        assert!(store.load_last_seen().unwrap_err().to_string().contains("last_seen: expected a message id"));
+        fs::write(store.dir.join("outbox"), "garbage\n").unwrap();
+        assert!(store.load_outbox().unwrap_err().to_string().contains("outbox: line 1"));
+        fs::remove_dir_all(&state).unwrap();
+    }
+}
