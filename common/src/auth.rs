@@ -35,6 +35,8 @@ pub const LABEL_SERVER_TO_CLIENT: &[u8] = b"hmac-chat v1 server to client";
 pub const LABEL_CLIENT_PROOF: &[u8] = b"hmac-chat v1 client proof";
 /// See [`LABEL_CLIENT_TO_SERVER`].
 pub const LABEL_SERVER_PROOF: &[u8] = b"hmac-chat v1 server proof";
+/// HKDF label of the key that tags the server's journal records.
+pub const LABEL_JOURNAL: &[u8] = b"hmac-chat v1 journal";
 /// Prefix hashed with an owner token to make the server's verifier.
 pub const LABEL_OWNER_TOKEN: &[u8] = b"hmac-chat v1 owner token";
 
@@ -141,6 +143,15 @@ impl SessionKeys {
     }
 }
 
+/// The key that tags journal records at rest: HKDF of the shared key with
+/// its own label, so a journal record can never pass for a frame.
+pub fn journal_key(key: &Key) -> [u8; 32] {
+    let prk = hkdf_extract(LABEL_JOURNAL, &key.0);
+    let mut out = [0u8; 32];
+    hkdf_expand(&prk, LABEL_JOURNAL, &mut out);
+    out
+}
+
 /// A handshake proof: `HMAC(proof key, transcript hash)`.
 pub fn proof(proof_key: &[u8; 32], transcript: &[u8; 32]) -> [u8; TAG_LEN] {
     hmac(proof_key, &[transcript])
@@ -166,7 +177,12 @@ pub struct Sealer {
 impl Sealer {
     /// A sealer for the direction that `key` belongs to.
     pub fn new(key: &[u8; 32]) -> Self {
-        Sealer { mac: keyed(key), next_seq: 0 }
+        Sealer::starting_at(key, 0)
+    }
+
+    /// A sealer whose next frame gets `next_seq` (to continue a journal).
+    pub fn starting_at(key: &[u8; 32], next_seq: u64) -> Self {
+        Sealer { mac: keyed(key), next_seq }
     }
 
     /// Appends one sealed frame of `kind` with `payload` to `out`.
@@ -199,10 +215,9 @@ impl Opener {
         Opener { mac: keyed(key), next_seq: 0 }
     }
 
-    /// Verifies a whole sealed frame (prefix included) and returns its kind
-    /// and payload. The tag is checked before anything in the frame is
-    /// trusted; then the sequence number must be exactly the next one.
-    pub fn open<'a>(&mut self, frame: &'a [u8]) -> Result<(u8, &'a [u8]), ProtocolError> {
+    /// Checks a sealed frame's length and tag, whatever its sequence
+    /// number, and returns that number.
+    pub fn verify(&self, frame: &[u8]) -> Result<u64, ProtocolError> {
         if frame.len() < SEAL_OVERHEAD {
             let len = frame.len().saturating_sub(LEN_PREFIX);
             return Err(ProtocolError::FrameTooShort { len, min: SEAL_OVERHEAD - LEN_PREFIX });
@@ -214,13 +229,20 @@ impl Opener {
         mac.verify_slice(tag).map_err(|_| ProtocolError::BadTag)?;
         let mut seq = [0u8; 8];
         seq.copy_from_slice(&signed[LEN_PREFIX..LEN_PREFIX + 8]);
-        let seq = u64::from_be_bytes(seq);
+        Ok(u64::from_be_bytes(seq))
+    }
+
+    /// Verifies a whole sealed frame (prefix included) and returns its kind
+    /// and payload. The tag is checked before anything in the frame is
+    /// trusted; then the sequence number must be exactly the next one.
+    pub fn open<'a>(&mut self, frame: &'a [u8]) -> Result<(u8, &'a [u8]), ProtocolError> {
+        let seq = self.verify(frame)?;
         // SECURITY: exactly the next number; replays, reorders and deletions fail here.
         if seq != self.next_seq {
             return Err(ProtocolError::UnexpectedSequence { got: seq, want: self.next_seq });
         }
         self.next_seq += 1;
-        Ok((signed[LEN_PREFIX + 8], &signed[LEN_PREFIX + 9..]))
+        Ok((frame[LEN_PREFIX + 8], &frame[LEN_PREFIX + 9..frame.len() - TAG_LEN]))
     }
 }
 

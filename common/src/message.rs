@@ -118,13 +118,14 @@ pub enum ServerMsg {
     Error { client_id: u64, reason: String },
 }
 
-fn put_u64(out: &mut Vec<u8>, value: u64) {
+/// Appends a big-endian `u64`.
+pub fn put_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&value.to_be_bytes());
 }
 
-/// Writes a string, cut at a character boundary if it exceeds the `u16`
+/// Appends a string, cut at a character boundary if it exceeds the `u16`
 /// length field (callers validate lengths long before this).
-fn put_str(out: &mut Vec<u8>, text: &str) {
+pub fn put_str(out: &mut Vec<u8>, text: &str) {
     let mut end = text.len().min(u16::MAX as usize);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -134,12 +135,18 @@ fn put_str(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Reads fields off the front of a payload, naming the field that is short.
-struct Fields<'a> {
+pub struct Fields<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Fields<'a> {
-    fn bytes(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], ProtocolError> {
+    /// Starts reading `payload`.
+    pub fn new(payload: &'a [u8]) -> Self {
+        Fields { rest: payload }
+    }
+
+    /// The next `len` bytes.
+    pub fn bytes(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], ProtocolError> {
         if self.rest.len() < len {
             return Err(ProtocolError::Truncated { field });
         }
@@ -148,25 +155,30 @@ impl<'a> Fields<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ProtocolError> {
+    /// A fixed-size array.
+    pub fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ProtocolError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.bytes(N, field)?);
         Ok(out)
     }
 
-    fn u8(&mut self, field: &'static str) -> Result<u8, ProtocolError> {
+    /// A byte.
+    pub fn u8(&mut self, field: &'static str) -> Result<u8, ProtocolError> {
         Ok(self.array::<1>(field)?[0])
     }
 
-    fn u16(&mut self, field: &'static str) -> Result<u16, ProtocolError> {
+    /// A big-endian `u16`.
+    pub fn u16(&mut self, field: &'static str) -> Result<u16, ProtocolError> {
         Ok(u16::from_be_bytes(self.array(field)?))
     }
 
-    fn u64(&mut self, field: &'static str) -> Result<u64, ProtocolError> {
+    /// A big-endian `u64`.
+    pub fn u64(&mut self, field: &'static str) -> Result<u64, ProtocolError> {
         Ok(u64::from_be_bytes(self.array(field)?))
     }
 
-    fn flag(&mut self, field: &'static str) -> Result<bool, ProtocolError> {
+    /// A flag byte, 0 or 1.
+    pub fn flag(&mut self, field: &'static str) -> Result<bool, ProtocolError> {
         match self.u8(field)? {
             0 => Ok(false),
             1 => Ok(true),
@@ -174,7 +186,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn string(&mut self, field: &'static str) -> Result<String, ProtocolError> {
+    /// A length-prefixed UTF-8 string.
+    pub fn string(&mut self, field: &'static str) -> Result<String, ProtocolError> {
         let len = self.u16(field)? as usize;
         let bytes = self.bytes(len, field)?;
         match std::str::from_utf8(bytes) {
@@ -183,7 +196,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn finish(self) -> Result<(), ProtocolError> {
+    /// Succeeds only if nothing is left.
+    pub fn finish(self) -> Result<(), ProtocolError> {
         match self.rest.len() {
             0 => Ok(()),
             count => Err(ProtocolError::TrailingBytes { count }),
@@ -225,7 +239,7 @@ impl Handshake {
 
     /// Decodes a plain frame's body (without the length prefix).
     pub fn decode(body: &[u8]) -> Result<Self, ProtocolError> {
-        let mut fields = Fields { rest: body };
+        let mut fields = Fields::new(body);
         let message = match fields.u8("kind")? {
             kind::HELLO => Handshake::Hello {
                 version: fields.u8("version")?,
@@ -272,7 +286,7 @@ impl ClientMsg {
 
     /// Decodes a sealed frame's kind and payload.
     pub fn decode(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
-        let mut fields = Fields { rest: payload };
+        let mut fields = Fields::new(payload);
         let message = match kind {
             kind::LOGIN => ClientMsg::Login { last_seen: fields.u64("last_seen")? },
             kind::SEND => ClientMsg::Send {
@@ -347,7 +361,7 @@ impl ServerMsg {
 
     /// Decodes a sealed frame's kind and payload.
     pub fn decode(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
-        let mut fields = Fields { rest: payload };
+        let mut fields = Fields::new(payload);
         let message = match kind {
             kind::WELCOME => ServerMsg::Welcome {
                 nick: fields.string("nick")?,

@@ -35,6 +35,8 @@ pub struct Config {
     pub mailbox: usize,
     /// How long a write may block before the connection is closed.
     pub write_timeout: Duration,
+    /// Journal size from which compaction is considered, in bytes.
+    pub compact_bytes: u64,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             max_handshakes: 256,
             mailbox: 10_000,
             write_timeout: Duration::from_secs(30),
+            compact_bytes: 8 << 20,
         }
     }
 }
@@ -78,12 +81,14 @@ Usage: chat-server [OPTIONS]
   --max-handshakes N       of those, connections mid-handshake [default: 256]
   --mailbox N              messages kept per user; the oldest go first [default: 10000]
   --write-timeout-secs S   close a connection whose write blocks this long [default: 30]
+  --compact-bytes BYTES    rewrite the journal once it is this big and 4 times
+                           its size after the last rewrite [default: 8388608]
   -h, --help               print this help
 
 Ctrl+C stops the server at once; nothing acknowledged is lost.";
 
 /// The flags that take a value.
-const VALUE_FLAGS: [&str; 12] = [
+const VALUE_FLAGS: [&str; 13] = [
     "--host",
     "--port",
     "--key-file",
@@ -96,6 +101,7 @@ const VALUE_FLAGS: [&str; 12] = [
     "--max-handshakes",
     "--mailbox",
     "--write-timeout-secs",
+    "--compact-bytes",
 ];
 
 /// What the command line asks for.
@@ -158,6 +164,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                     "--max-conns" => config.max_conns = number(&flag, &value, 1)?,
                     "--max-handshakes" => config.max_handshakes = number(&flag, &value, 1)?,
                     "--mailbox" => config.mailbox = number(&flag, &value, 1)?,
+                    "--compact-bytes" => config.compact_bytes = number(&flag, &value, 1024)?,
                     _ => config.write_timeout = seconds(&flag, &value)?,
                 }
             }

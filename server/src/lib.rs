@@ -8,6 +8,7 @@
 //! - [`writer`]: one connection's delivery thread: mailbox → sealed frames
 //!   → one write per batch.
 //! - [`state`]: registered users, mailboxes, presence, exactly-once.
+//! - [`journal`]: the append-only journal that makes SENT mean "on disk".
 //! - [`conn`]: the wake-up handle the state keeps for each online connection.
 //!
 //! `docs/ARCHITECTURE.md` walks through how they fit together.
@@ -15,6 +16,7 @@
 
 pub mod config;
 pub mod conn;
+pub mod journal;
 pub mod listener;
 pub mod session;
 pub mod state;
@@ -24,9 +26,11 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chat_common::auth::Key;
+use chat_common::auth::{self, Key};
+use chat_common::log::{Level, log};
 
 pub use config::Config;
+use journal::Disk;
 use state::State;
 
 /// What every connection thread shares.
@@ -37,6 +41,8 @@ pub struct Shared {
     pub key: Key,
     /// Users, mailboxes and presence. Never held during network I/O.
     state: Mutex<State>,
+    /// The journal file; `None` with `--memory`.
+    disk: Option<Disk>,
 }
 
 impl Shared {
@@ -45,6 +51,36 @@ impl Shared {
     /// control), so a poisoned lock is still used.
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes every journal record appended so far durable (one write and
+    /// one `sync_data` for everyone waiting), then publishes the staged
+    /// messages: into mailboxes, and SENT to their senders. A journal that
+    /// cannot be written stops the server rather than acknowledge unsaved
+    /// messages.
+    pub fn flush(&self) {
+        let ticket = self.state().journal_ticket();
+        if let Some(disk) = &self.disk {
+            let take = || self.state().journal_mut().map(|journal| journal.take_pending()).unwrap_or_default();
+            if let Err(err) = disk.commit(ticket, take) {
+                log(Level::Error, "server", format_args!("journal write failed: {err}; stopping"));
+                std::process::exit(1);
+            }
+        }
+        let mut state = self.state();
+        state.publish(ticket);
+        let compact = state.journal_mut().is_some_and(|journal| journal.wants_compaction());
+        drop(state);
+        if let (Some(disk), true) = (&self.disk, compact) {
+            let before = self.state().journal_ticket();
+            match disk.compact(&self.state) {
+                Ok(()) => log(Level::Info, "server", format_args!("journal compacted after {before} records")),
+                Err(err) => {
+                    log(Level::Error, "server", format_args!("journal compaction failed: {err}; stopping"));
+                    std::process::exit(1);
+                }
+            }
+        }
     }
 }
 
@@ -55,11 +91,32 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listening socket.
-    pub fn bind(config: Config, key: Key) -> io::Result<Server> {
-        let listener = TcpListener::bind((config.host.as_str(), config.port))?;
-        let state = Mutex::new(State::new(config.mailbox));
-        Ok(Server { listener, shared: Arc::new(Shared { config, key, state }) })
+    /// Replays the journal (unless `--memory`) and binds the listening
+    /// socket. The error is one line for the user.
+    pub fn bind(config: Config, key: Key) -> Result<Server, String> {
+        let mut state = State::new(config.mailbox);
+        let disk = match &config.data_dir {
+            None => None,
+            Some(dir) => {
+                let (journal, disk, restored) =
+                    journal::open(dir, auth::journal_key(&key), config.compact_bytes, &mut state)
+                        .map_err(|err| err.to_string())?;
+                state.attach_journal(journal);
+                if restored.cut_bytes > 0 {
+                    let cut = restored.cut_bytes;
+                    log(Level::Warn, "server", format_args!("journal: cut off a torn or garbled tail of {cut} bytes"));
+                }
+                let (users, messages) = state.counts();
+                let (users, messages) = (thousands(users), thousands(messages));
+                log(Level::Info, "server", format_args!("restored {users} users, {messages} undelivered messages"));
+                Some(disk)
+            }
+        };
+        let address = format!("{}:{}", config.host, config.port);
+        let listener =
+            TcpListener::bind(address.as_str()).map_err(|err| format!("cannot listen on {address}: {err}"))?;
+        let shared = Shared { config, key, state: Mutex::new(state), disk };
+        Ok(Server { listener, shared: Arc::new(shared) })
     }
 
     /// The address actually bound (the port is real even if 0 was asked).
@@ -70,5 +127,28 @@ impl Server {
     /// Accepts connections until the process ends.
     pub fn run(self) -> io::Result<()> {
         listener::accept_loop(self.listener, self.shared)
+    }
+}
+
+/// `3412` as `3,412`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(3412), "3,412");
+        assert_eq!(super::thousands(1_000_000), "1,000,000");
     }
 }

@@ -38,17 +38,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let address = format!("{}:{}", config.host, config.port);
     let server = match Server::bind(config, key) {
         Ok(server) => server,
-        Err(err) => {
-            eprintln!("chat-server: cannot listen on {address}: {err}");
+        Err(message) => {
+            eprintln!("chat-server: {message}");
             return ExitCode::FAILURE;
         }
     };
     match server.local_addr() {
         Ok(addr) => println!("listening on {addr}"),
-        Err(_) => println!("listening on {address}"),
+        Err(err) => eprintln!("chat-server: listening, but cannot tell where: {err}"),
     }
     let _ = std::io::stdout().flush();
     match server.run() {

@@ -99,6 +99,10 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
         Ok(login) => login,
         Err(reason) => return reject(&stream, &mut sealer, peer, &side.nick, reason),
     };
+    // The new owner token must be on disk before WELCOME hands it out.
+    if login.token.is_some() {
+        shared.flush();
+    }
     let nick = login.nick;
     let how = match (login.token.is_some(), login.replaced.is_some()) {
         (true, _) => " (registered a new nickname)",
@@ -139,10 +143,23 @@ fn reject(mut stream: &TcpStream, sealer: &mut Sealer, peer: SocketAddr, nick: &
     let _ = stream.write_all(&frame);
 }
 
-/// Reads frames until the connection ends; returns why it ended.
-fn read_loop<R: Read>(shared: &Shared, nick: &str, conn: &Arc<Conn>, reader: &mut R, opener: &mut Opener) -> String {
+/// Reads frames until the connection ends; returns why it ended. SENDs
+/// that arrived together are made durable together: the journal is
+/// flushed only when no further frame is already buffered.
+fn read_loop(
+    shared: &Shared,
+    nick: &str,
+    conn: &Arc<Conn>,
+    reader: &mut BufReader<&TcpStream>,
+    opener: &mut Opener,
+) -> String {
     let mut buf = Vec::new();
+    let mut staged = false;
     loop {
+        if staged && reader.buffer().is_empty() {
+            shared.flush();
+            staged = false;
+        }
         let msg = match read_msg(reader, opener, shared.config.max_frame, &mut buf) {
             Ok(Some(msg)) => msg,
             Ok(None) => return "closed by the client".into(),
@@ -155,7 +172,11 @@ fn read_loop<R: Read>(shared: &Shared, nick: &str, conn: &Arc<Conn>, reader: &mu
             }
         };
         let reply = match msg {
-            ClientMsg::Send { client_id, to, text } => Some(handle_send(shared, nick, client_id, &to, &text)),
+            ClientMsg::Send { client_id, to, text } => {
+                let (reply, new) = handle_send(shared, nick, client_id, &to, &text);
+                staged |= new;
+                reply
+            }
             ClientMsg::Ack { up_to } => {
                 shared.state().ack(nick, up_to);
                 None
@@ -175,36 +196,31 @@ fn read_loop<R: Read>(shared: &Shared, nick: &str, conn: &Arc<Conn>, reader: &mu
     }
 }
 
-/// Validates and stores one SEND; returns the reply for the sender.
-fn handle_send(shared: &Shared, nick: &str, client_id: u64, to: &str, text: &str) -> ServerMsg {
+/// Validates and stages one SEND. Returns the immediate reply, if any (SENT
+/// for a new message comes at publication), and whether it staged one.
+fn handle_send(shared: &Shared, nick: &str, client_id: u64, to: &str, text: &str) -> (Option<ServerMsg>, bool) {
     if let Err(reason) = validate_text(text, shared.config.max_text) {
         log(Level::Warn, nick, format_args!("message {client_id} refused: {reason}"));
-        return ServerMsg::Error { client_id, reason };
+        return (Some(ServerMsg::Error { client_id, reason }), false);
     }
     let stored = shared.state().send(nick, client_id, to, text, unix_ms());
     match stored {
         Stored::New { id, recipients } => {
             let to_whom = if to.is_empty() { "*" } else { to };
+            let shown = if shared.config.verbose { format!(": {text:?}") } else { String::new() };
             let bytes = text.len();
-            if shared.config.verbose {
-                log(
-                    Level::Info,
-                    nick,
-                    format_args!("message {id} to {to_whom} ({bytes} bytes, {recipients} mailboxes): {text:?}"),
-                );
-            } else {
-                log(
-                    Level::Info,
-                    nick,
-                    format_args!("message {id} to {to_whom} ({bytes} bytes, {recipients} mailboxes)"),
-                );
-            }
-            ServerMsg::Sent { client_id, id }
+            log(
+                Level::Info,
+                nick,
+                format_args!("message {id} to {to_whom} ({bytes} bytes, {recipients} mailboxes){shown}"),
+            );
+            (None, true)
         }
-        Stored::Duplicate { id } => ServerMsg::Sent { client_id, id },
+        Stored::Duplicate { id } => (Some(ServerMsg::Sent { client_id, id }), false),
+        Stored::Staged => (None, false),
         Stored::UnknownRecipient => {
             log(Level::Warn, nick, format_args!("message {client_id} refused: no such user {to:?}"));
-            ServerMsg::Error { client_id, reason: format!("no such user: {to}") }
+            (Some(ServerMsg::Error { client_id, reason: format!("no such user: {to}") }), false)
         }
     }
 }

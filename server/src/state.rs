@@ -1,9 +1,15 @@
 //! The shared state behind one `Mutex`: registered users, their mailboxes,
-//! who is online, and the exactly-once bookkeeping. Every method locks
-//! nothing itself, does no I/O, and returns quickly; callers hold the
-//! mutex only for the call, then log and write outside it.
+//! who is online, and the exactly-once bookkeeping. Every method does no
+//! network or disk I/O and returns quickly; callers hold the mutex only for
+//! the call, then log and write outside it.
+//!
+//! A new message is *staged*: it has its id and its journal record, but
+//! reaches mailboxes (and its sender's SENT) only when [`State::publish`]
+//! is told its record is on disk. So nobody sees a message that a crash
+//! could still take back.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use chat_common::MAX_UNCONFIRMED_SENDS;
@@ -12,6 +18,7 @@ use chat_common::message::{ChatMsg, ServerMsg};
 use chat_common::validate::nick_key;
 
 use crate::conn::{Conn, Outgoing};
+use crate::journal::{self, Journal, Record};
 
 /// Names per USERS frame: 1,000 × at most 34 bytes stays far below 64 KiB.
 pub const USERS_PER_FRAME: usize = 1000;
@@ -24,6 +31,8 @@ pub struct User {
     pub verifier: [u8; 32],
     /// Messages not yet acknowledged, in id order, each payload shared.
     pub mailbox: VecDeque<(u64, Arc<[u8]>)>,
+    /// Every message up to this id is acknowledged (or predates the user).
+    pub acked_up_to: u64,
     /// Highest id the current connection's writer has taken from the
     /// mailbox; 0 at each login, so everything unacknowledged is re-sent.
     pub sent_up_to: u64,
@@ -50,10 +59,14 @@ pub struct Login {
 /// What became of a SEND.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stored {
-    /// Stored as this message id, for this many recipients.
+    /// Staged as this message id, for this many recipients; SENT follows
+    /// once it is published.
     New { id: u64, recipients: usize },
-    /// A re-sent client id; its id if still remembered, else 0.
+    /// A re-sent client id already published: its id if still remembered,
+    /// else 0.
     Duplicate { id: u64 },
+    /// A re-sent client id still staged: its SENT is yet to come.
+    Staged,
     /// `to` names no registered user; nothing stored.
     UnknownRecipient,
 }
@@ -68,17 +81,51 @@ pub struct Mail {
     pub more: bool,
 }
 
+/// A message with an id and a journal record, not yet in any mailbox.
+struct Staged {
+    ticket: u64,
+    id: u64,
+    client_id: u64,
+    from: String,
+    /// The recipient's key, or `None` for everyone.
+    to: Option<String>,
+    payload: Arc<[u8]>,
+}
+
 /// All users, keyed by the case-folded nickname.
 pub struct State {
     users: HashMap<String, User>,
     next_id: u64,
     mailbox_cap: usize,
+    staged: VecDeque<Staged>,
+    /// `None` when running with `--memory`.
+    journal: Option<Journal>,
 }
 
 impl State {
     /// An empty state whose mailboxes hold at most `mailbox_cap` messages.
     pub fn new(mailbox_cap: usize) -> Self {
-        State { users: HashMap::new(), next_id: 1, mailbox_cap }
+        State { users: HashMap::new(), next_id: 1, mailbox_cap, staged: VecDeque::new(), journal: None }
+    }
+
+    /// Starts journaling every change from now on.
+    pub fn attach_journal(&mut self, journal: Journal) {
+        self.journal = Some(journal);
+    }
+
+    /// The journal, if there is one.
+    pub fn journal_mut(&mut self) -> Option<&mut Journal> {
+        self.journal.as_mut()
+    }
+
+    /// The ticket of the latest journal record (`u64::MAX` without a
+    /// journal, so that everything counts as durable at once).
+    pub fn journal_ticket(&self) -> u64 {
+        self.journal.as_ref().map_or(u64::MAX, Journal::appended)
+    }
+
+    fn append(&mut self, record: &Record) -> u64 {
+        self.journal.as_mut().map_or(0, |journal| journal.append(record))
     }
 
     /// The token verifier of a registered nickname.
@@ -86,9 +133,12 @@ impl State {
         self.users.get(&nick_key(nick)).map(|user| user.verifier)
     }
 
-    /// Number of registered users and of messages waiting in mailboxes.
+    /// Registered users, and distinct messages waiting in mailboxes.
     pub fn counts(&self) -> (usize, usize) {
-        (self.users.len(), self.users.values().map(|user| user.mailbox.len()).sum())
+        let mut ids: Vec<u64> = self.users.values().flat_map(|user| user.mailbox.iter().map(|(id, _)| *id)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        (self.users.len(), ids.len())
     }
 
     /// Display names of everyone online.
@@ -105,8 +155,9 @@ impl State {
     }
 
     /// Logs `nick` in on `conn`. `registered` is what the handshake saw;
-    /// `new_token` is used if this login registers the nickname. Queues
-    /// WELCOME and USERS on `conn` and JOINED for everyone else.
+    /// `new_token` is used if this login registers the nickname, in which
+    /// case the caller must make the journal durable before WELCOME goes
+    /// out. Queues WELCOME and USERS on `conn` and JOINED for everyone else.
     pub fn login(
         &mut self,
         nick: &str,
@@ -123,15 +174,18 @@ impl State {
             if self.users.contains_key(&key) {
                 return Err("nickname taken".into());
             }
-            self.users.insert(key.clone(), User::new(nick, chat_common::auth::token_verifier(&new_token)));
+            let verifier = chat_common::auth::token_verifier(&new_token);
+            // A new user has, in effect, acknowledged everything before it.
+            let acked_up_to = self.next_id - 1;
+            self.append(&Record::User { nick: nick.into(), verifier, last_client_id: 0, acked_up_to, dropped: 0 });
+            self.users.insert(key.clone(), User::new(nick, verifier, acked_up_to));
             token = Some(new_token);
         }
+        self.ack(nick, last_seen);
         // Registered users are never removed, and the handshake for a
         // registered nick succeeded only with its token: the user exists.
         let Some(user) = self.users.get_mut(&key) else { return Err("nickname unknown".into()) };
         let replaced = user.online.replace(conn.clone());
-        acknowledge(user, last_seen);
-        // Everything unacknowledged goes out again on the new connection.
         user.sent_up_to = 0;
         let nick = user.nick.clone();
         if let Some(old) = &replaced {
@@ -163,48 +217,72 @@ impl State {
         }
     }
 
-    /// Stores a SEND from `from` (text already validated): every recipient's
-    /// mailbox gets the one shared payload, and their writers are woken.
+    /// Stages a SEND from `from` (text already validated): it gets an id
+    /// and a journal record now, and reaches mailboxes at [`State::publish`].
     pub fn send(&mut self, from: &str, client_id: u64, to: &str, text: &str, now_ms: u64) -> Stored {
         let from_key = nick_key(from);
         let Some(sender) = self.users.get(&from_key) else { return Stored::UnknownRecipient };
         if client_id <= sender.last_client_id {
+            if self.staged.iter().any(|s| s.from == from_key && s.client_id == client_id) {
+                return Stored::Staged;
+            }
             let id = sender.recent.iter().find(|(cid, _)| *cid == client_id).map_or(0, |(_, id)| *id);
             return Stored::Duplicate { id };
         }
         let to_key = nick_key(to);
-        if !to.is_empty() && !self.users.contains_key(&to_key) {
-            return Stored::UnknownRecipient;
-        }
+        let to_nick = match self.users.get(&to_key) {
+            _ if to.is_empty() => String::new(),
+            Some(user) => user.nick.clone(),
+            None => return Stored::UnknownRecipient,
+        };
         let id = self.next_id;
         self.next_id += 1;
-        let from_nick = sender.nick.clone();
-        let to_nick = if to.is_empty() { String::new() } else { self.users[&to_key].nick.clone() };
-        let msg = ChatMsg { id, time_ms: now_ms, from: from_nick, to: to_nick, text: text.into() };
+        let msg = ChatMsg { id, time_ms: now_ms, from: sender.nick.clone(), to: to_nick, text: text.into() };
         let payload = Outgoing::new(&ServerMsg::Msg(msg)).payload;
-        let cap = self.mailbox_cap;
-        let mut recipients = 0;
-        for (key, user) in self.users.iter_mut() {
-            if to.is_empty() || *key == to_key || *key == from_key {
-                deposit(user, id, &payload, cap);
-                recipients += 1;
-            }
-        }
-        // The sender was looked up at the top of this function.
-        let sender = self.users.get_mut(&from_key).expect("sender exists");
-        sender.last_client_id = client_id;
-        if sender.recent.len() == MAX_UNCONFIRMED_SENDS {
-            sender.recent.pop_front();
-        }
-        sender.recent.push_back((client_id, id));
+        let recipients = if to.is_empty() { self.users.len() } else { 1 + usize::from(to_key != from_key) };
+        remember_client_id(self.users.get_mut(&from_key).expect("sender looked up above"), client_id, id);
+        let ticket = self.append(&Record::Message { client_id, payload: payload.clone() });
+        let to = (!to.is_empty()).then_some(to_key);
+        self.staged.push_back(Staged { ticket, id, client_id, from: from_key, to, payload });
         Stored::New { id, recipients }
     }
 
-    /// Removes every message up to `up_to` from `nick`'s mailbox.
-    pub fn ack(&mut self, nick: &str, up_to: u64) {
-        if let Some(user) = self.users.get_mut(&nick_key(nick)) {
-            acknowledge(user, up_to);
+    /// Moves every staged message whose journal ticket is at most `durable`
+    /// into its recipients' mailboxes, and queues SENT for its sender.
+    pub fn publish(&mut self, durable: u64) {
+        while self.staged.front().is_some_and(|staged| staged.ticket <= durable) {
+            let Some(staged) = self.staged.pop_front() else { break };
+            self.deposit(staged.id, &staged.from, staged.to.as_deref(), &staged.payload);
+            if let Some(conn) = self.users.get(&staged.from).and_then(|user| user.online.as_ref()) {
+                conn.push(Outgoing::new(&ServerMsg::Sent { client_id: staged.client_id, id: staged.id }));
+            }
         }
+    }
+
+    fn deposit(&mut self, id: u64, from: &str, to: Option<&str>, payload: &Arc<[u8]>) {
+        let cap = self.mailbox_cap;
+        for (key, user) in self.users.iter_mut() {
+            let addressed = to.is_none_or(|to| to == key) || key == from;
+            if addressed && user.acked_up_to < id {
+                deposit(user, id, payload, cap);
+            }
+        }
+    }
+
+    /// `nick` has every message up to `up_to`: they leave the mailbox.
+    pub fn ack(&mut self, nick: &str, up_to: u64) {
+        // A client cannot acknowledge ids that do not exist yet.
+        let up_to = up_to.min(self.next_id - 1);
+        let Some(user) = self.users.get_mut(&nick_key(nick)) else { return };
+        if up_to <= user.acked_up_to {
+            return;
+        }
+        user.acked_up_to = up_to;
+        while user.mailbox.front().is_some_and(|(id, _)| *id <= up_to) {
+            user.mailbox.pop_front();
+        }
+        let nick = user.nick.clone();
+        self.append(&Record::Ack { nick, up_to });
     }
 
     /// Takes up to `max` messages the writer has not yet sent.
@@ -221,14 +299,72 @@ impl State {
         let more = user.mailbox.len() > start + messages.len();
         Mail { messages, dropped: std::mem::take(&mut user.dropped), more }
     }
+
+    /// Applies one journal record at start-up.
+    pub fn replay(&mut self, record: Record) {
+        match record {
+            Record::User { nick, verifier, last_client_id, acked_up_to, dropped } => {
+                let mut user = User::new(&nick, verifier, acked_up_to);
+                user.last_client_id = last_client_id;
+                user.dropped = dropped;
+                self.users.insert(nick_key(&nick), user);
+            }
+            Record::Message { client_id, payload } => {
+                let Some(msg) = journal::chat_msg(&payload) else { return };
+                self.next_id = self.next_id.max(msg.id + 1);
+                let from = nick_key(&msg.from);
+                let to = (!msg.to.is_empty()).then(|| nick_key(&msg.to));
+                self.deposit(msg.id, &from, to.as_deref(), &payload);
+                if let (Some(user), true) = (self.users.get_mut(&from), client_id > 0) {
+                    remember_client_id(user, client_id, msg.id);
+                }
+            }
+            Record::Ack { nick, up_to } => {
+                if let Some(user) = self.users.get_mut(&nick_key(&nick)) {
+                    user.acked_up_to = user.acked_up_to.max(up_to);
+                    while user.mailbox.front().is_some_and(|(id, _)| *id <= up_to) {
+                        user.mailbox.pop_front();
+                    }
+                }
+            }
+            Record::NextId(id) => self.next_id = self.next_id.max(id),
+        }
+    }
+
+    /// The live state as journal records, for compaction: the next id,
+    /// every user, then every message still in a mailbox or staged.
+    pub fn snapshot(&self) -> Vec<Record> {
+        let mut records = vec![Record::NextId(self.next_id)];
+        for user in self.users.values() {
+            records.push(Record::User {
+                nick: user.nick.clone(),
+                verifier: user.verifier,
+                last_client_id: user.last_client_id,
+                acked_up_to: user.acked_up_to,
+                dropped: user.dropped,
+            });
+        }
+        let mut live: BTreeMap<u64, (u64, Arc<[u8]>)> = BTreeMap::new();
+        for user in self.users.values() {
+            for (id, payload) in &user.mailbox {
+                live.entry(*id).or_insert_with(|| (0, payload.clone()));
+            }
+        }
+        for staged in &self.staged {
+            live.insert(staged.id, (staged.client_id, staged.payload.clone()));
+        }
+        records.extend(live.into_values().map(|(client_id, payload)| Record::Message { client_id, payload }));
+        records
+    }
 }
 
 impl User {
-    fn new(nick: &str, verifier: [u8; 32]) -> Self {
+    fn new(nick: &str, verifier: [u8; 32], acked_up_to: u64) -> Self {
         User {
             nick: nick.into(),
             verifier,
             mailbox: VecDeque::new(),
+            acked_up_to,
             sent_up_to: 0,
             dropped: 0,
             last_client_id: 0,
@@ -238,10 +374,12 @@ impl User {
     }
 }
 
-fn acknowledge(user: &mut User, up_to: u64) {
-    while user.mailbox.front().is_some_and(|(id, _)| *id <= up_to) {
-        user.mailbox.pop_front();
+fn remember_client_id(user: &mut User, client_id: u64, id: u64) {
+    user.last_client_id = user.last_client_id.max(client_id);
+    if user.recent.len() == MAX_UNCONFIRMED_SENDS {
+        user.recent.pop_front();
     }
+    user.recent.push_back((client_id, id));
 }
 
 /// Appends to a mailbox. SECURITY: the mailbox is capped; when full the
@@ -276,10 +414,12 @@ mod tests {
             logged_in(&mut state, nick, n as u64);
         }
         assert_eq!(state.send("a", 1, "", "hi", 5), Stored::New { id: 1, recipients: 3 });
+        assert_eq!(state.counts(), (3, 0), "staged, not yet published");
+        state.publish(u64::MAX);
         let payloads: Vec<Arc<[u8]>> =
             ["a", "b", "c"].iter().map(|n| state.take_mail(n, 10).messages[0].clone()).collect();
         assert!(Arc::ptr_eq(&payloads[0], &payloads[1]) && Arc::ptr_eq(&payloads[1], &payloads[2]));
-        assert_eq!(state.counts(), (3, 3));
+        assert_eq!(state.counts(), (3, 1), "one message, three mailboxes");
     }
 
     #[test]
@@ -289,6 +429,7 @@ mod tests {
         for n in 1..=5 {
             state.send("a", n, "", "x", 0);
         }
+        state.publish(u64::MAX);
         let first = state.take_mail("a", 3);
         assert_eq!((first.messages.len(), first.more), (3, true));
         let rest = state.take_mail("a", 3);
@@ -302,6 +443,8 @@ mod tests {
         let mut state = State::new(10);
         logged_in(&mut state, "a", 1);
         assert_eq!(state.send("a", 7, "", "x", 0), Stored::New { id: 1, recipients: 1 });
+        assert_eq!(state.send("a", 7, "", "x", 0), Stored::Staged);
+        state.publish(u64::MAX);
         assert_eq!(state.send("a", 7, "", "x", 0), Stored::Duplicate { id: 1 });
         assert_eq!(state.send("a", 3, "", "x", 0), Stored::Duplicate { id: 0 });
         assert_eq!(state.send("a", 8, "nobody", "x", 0), Stored::UnknownRecipient);
@@ -314,9 +457,35 @@ mod tests {
         for n in 1..=5 {
             state.send("a", n, "", "x", 0);
         }
+        state.publish(u64::MAX);
         let mail = state.take_mail("a", 10);
         assert_eq!((mail.messages.len(), mail.dropped), (2, 3));
         assert_eq!(state.take_mail("a", 10).dropped, 0);
+    }
+
+    #[test]
+    fn replaying_the_snapshot_rebuilds_the_same_mailboxes() {
+        let mut state = State::new(10);
+        logged_in(&mut state, "a", 1);
+        state.send("a", 1, "", "before b", 0);
+        state.publish(u64::MAX);
+        logged_in(&mut state, "b", 2);
+        state.send("a", 2, "", "to all", 0);
+        state.send("b", 1, "a", "direct", 0);
+        state.publish(u64::MAX);
+        state.ack("a", 2);
+        let mut copy = State::new(10);
+        for record in state.snapshot() {
+            copy.replay(record);
+        }
+        for nick in ["a", "b"] {
+            let ids = |s: &State| s.users[nick].mailbox.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+            assert_eq!(ids(&copy), ids(&state), "{nick}");
+        }
+        assert_eq!(copy.users["a"].mailbox.len(), 1, "a keeps only the direct message");
+        assert_eq!(copy.users["b"].mailbox.len(), 2, "b never had the message from before it registered");
+        assert_eq!(copy.send("a", 2, "", "resent", 0), Stored::Duplicate { id: 0 });
+        assert!(matches!(copy.send("a", 3, "", "new", 0), Stored::New { id: 4, .. }));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! ephemeral port and talks to it over TCP through `chat-common`.
 
 mod delivery;
+mod durability;
 mod handshake;
 mod limits;
 mod presence;

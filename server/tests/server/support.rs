@@ -42,6 +42,7 @@ pub struct TestServer {
     pub key: Key,
     /// Its scratch directory (key file, data directory).
     pub dir: PathBuf,
+    flags: Vec<String>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -55,30 +56,48 @@ impl TestServer {
         TestServer::start_in(dir, key, &args)
     }
 
+    /// Starts a server with its journal in its scratch directory.
+    pub fn start_durable(flags: &[&str]) -> TestServer {
+        let dir = temp_dir("server");
+        let key = create_key(&dir.join("chat.key")).unwrap();
+        let data = dir.join("data");
+        let mut args = vec!["--data-dir", data.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        TestServer::start_in(dir, key, &args)
+    }
+
+    /// The journal file of a server started with [`TestServer::start_durable`].
+    pub fn journal(&self) -> PathBuf {
+        self.dir.join("data").join("journal")
+    }
+
     /// Starts a server in `dir` (whose `chat.key` holds `key`) with `flags`.
     pub fn start_in(dir: PathBuf, key: Key, flags: &[&str]) -> TestServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let (child, addr, log) = spawn(&dir, &flags).unwrap_or_else(|err| panic!("server did not start: {err}"));
+        TestServer { child, addr, key, dir, flags, log }
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port with
+    /// the same key, flags and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut flags = self.flags.clone();
+        flags.extend(["--port".to_string(), self.addr.port().to_string()]);
+        let (child, addr, log) = spawn(&self.dir, &flags).unwrap_or_else(|err| panic!("no restart: {err}"));
+        (self.child, self.addr, self.log) = (child, addr, log);
+    }
+
+    /// Starts the server expecting it to refuse; returns its exit code and stderr.
+    pub fn start_failing(&self) -> (i32, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(["--port", "0", "--key-file"])
-            .arg(dir.join("chat.key"))
-            .args(flags)
+            .arg(self.dir.join("chat.key"))
+            .args(&self.flags)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+            .output()
             .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("got {line:?}")).parse().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        TestServer { child, addr, key, dir, log }
+        (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
     }
 
     /// Waits until a log line contains every one of `parts`; returns it.
@@ -121,6 +140,34 @@ impl Drop for TestServer {
     }
 }
 
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// Starts the binary; returns it, its address, and its growing log.
+fn spawn(dir: &std::path::Path, flags: &[String]) -> Result<(Child, SocketAddr, Log), String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--port", "0", "--key-file"])
+        .arg(dir.join("chat.key"))
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("got {line:?}")).parse().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let stderr = child.stderr.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Ok((child, addr, log))
+}
+
 /// A protocol client with nothing but the protocol: no retries, no dedup.
 #[derive(Debug)]
 pub struct TestClient {
@@ -144,7 +191,17 @@ impl TestClient {
         nick: &str,
         token: Option<&[u8; 32]>,
     ) -> Result<TestClient, Error> {
-        let mut stream = TcpStream::connect(server.addr)?;
+        TestClient::handshake_at(server.addr, key, nick, token)
+    }
+
+    /// [`TestClient::handshake`] with an address instead of a server.
+    pub fn handshake_at(
+        addr: SocketAddr,
+        key: &Key,
+        nick: &str,
+        token: Option<&[u8; 32]>,
+    ) -> Result<TestClient, Error> {
+        let mut stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(PATIENCE))?;
         let side = client_handshake(&mut stream, key, nick, token)?;
         let reader = BufReader::new(stream.try_clone()?);
@@ -165,16 +222,32 @@ impl TestClient {
         token: Option<&[u8; 32]>,
         last_seen: u64,
     ) -> Result<(TestClient, ServerMsg), Error> {
-        let mut client = TestClient::handshake(server, &server.key, nick, token)?;
-        client.send(&ClientMsg::Login { last_seen });
+        TestClient::login_at(server.addr, &server.key, nick, token, last_seen)
+    }
+
+    /// [`TestClient::login`] with an address and key instead of a server.
+    pub fn login_at(
+        addr: SocketAddr,
+        key: &Key,
+        nick: &str,
+        token: Option<&[u8; 32]>,
+        last_seen: u64,
+    ) -> Result<(TestClient, ServerMsg), Error> {
+        let mut client = TestClient::handshake_at(addr, key, nick, token)?;
+        client.try_send(&ClientMsg::Login { last_seen })?;
         let first = client.recv()?;
         Ok((client, first))
     }
 
     /// Seals and writes one message.
     pub fn send(&mut self, msg: &ClientMsg) {
+        self.try_send(msg).unwrap();
+    }
+
+    /// Seals and writes one message, reporting a failed write.
+    pub fn try_send(&mut self, msg: &ClientMsg) -> std::io::Result<()> {
         let bytes = self.seal(msg);
-        self.stream.write_all(&bytes).unwrap();
+        self.stream.write_all(&bytes)
     }
 
     /// Seals one message without sending it (for tampering tests).
