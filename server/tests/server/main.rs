@@ -1,6 +1,8 @@
 //! Integration tests of `chat-server`: each starts the real binary on an
-//! ephemeral port and talks to it over TCP through `chat-common`.
+//! ephemeral port and talks to it over TCP through `chat-common`. Tests
+//! name the `[P-n]` statements of docs/PROTOCOL.md that they prove.
 
+mod adversarial;
 mod delivery;
 mod durability;
 mod handshake;

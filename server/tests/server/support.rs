@@ -266,11 +266,16 @@ impl TestClient {
 
     /// Reads and verifies the next message.
     pub fn recv(&mut self) -> Result<ServerMsg, Error> {
+        self.recv_raw().map(|(msg, _)| msg)
+    }
+
+    /// Reads and verifies the next message; also returns its frame's bytes.
+    pub fn recv_raw(&mut self) -> Result<(ServerMsg, Vec<u8>), Error> {
         if !read_frame(&mut self.reader, MAX_FRAME_LEN, &mut self.buf)? {
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
         }
         let (kind, payload) = self.opener.open(&self.buf)?;
-        Ok(ServerMsg::decode(kind, payload)?)
+        Ok((ServerMsg::decode(kind, payload)?, self.buf.clone()))
     }
 
     /// The first message, already skipped or new, that `pick` accepts.
