@@ -55,6 +55,7 @@ fn both_sides_derive_matching_keys() {
     assert_eq!(client_opener.open(&frame), Ok((0x27, &b""[..])));
 }
 
+/// [P-6] [P-19]
 #[test]
 fn owner_token_is_required_and_sufficient() {
     let key = Key([1; 32]);
@@ -74,6 +75,7 @@ fn owner_token_is_required_and_sufficient() {
     assert!(matches!(client, Err(Error::TokenUnknown)));
 }
 
+/// [P-8]
 #[test]
 fn wrong_key_fails_on_the_server_and_the_client_learns_only_that() {
     let (client, server) = run(Key([1; 32]), Key([2; 32]), None, None);
@@ -81,6 +83,7 @@ fn wrong_key_fails_on_the_server_and_the_client_learns_only_that() {
     assert!(matches!(client, Err(Error::Refused(reason)) if reason == "authentication failed"));
 }
 
+/// [P-9]
 #[test]
 fn client_detects_a_fake_server_that_lacks_the_key() {
     let (mut client, mut server) = pair();
@@ -103,8 +106,9 @@ fn client_detects_a_fake_server_that_lacks_the_key() {
     fake.join().unwrap();
 }
 
+/// [P-11] A CHALLENGE sent back where a PROOF belongs is refused.
 #[test]
-fn server_refuses_its_own_nonce_reflected() {
+fn server_refuses_a_challenge_reflected_as_proof() {
     let (mut client, mut server) = pair();
     let server_thread = thread::spawn(move || server_handshake(&mut server, &Key([1; 32]), |_| None));
     let mut hello = Vec::new();
@@ -117,6 +121,7 @@ fn server_refuses_its_own_nonce_reflected() {
     assert!(matches!(server_thread.join().unwrap(), Err(Error::Protocol(ProtocolError::UnknownKind(0x02)))));
 }
 
+/// [P-10]
 #[test]
 fn trickling_bytes_does_not_extend_the_deadline() {
     let (mut client, server) = pair();
@@ -139,6 +144,7 @@ fn trickling_bytes_does_not_extend_the_deadline() {
     let _ = client.read_to_end(&mut rest);
 }
 
+/// [P-4]
 #[test]
 fn unsupported_version_is_refused_with_a_reason() {
     let (mut client, mut server) = pair();
@@ -153,4 +159,76 @@ fn unsupported_version_is_refused_with_a_reason() {
         server_thread.join().unwrap(),
         Err(Error::Protocol(ProtocolError::UnsupportedVersion { got: 9 }))
     ));
+}
+
+/// [P-5] A "server" that echoes the client's nonce is reflecting its HELLO.
+#[test]
+fn client_refuses_its_own_nonce_echoed() {
+    let (mut client, mut server) = pair();
+    let echo = thread::spawn(move || {
+        let mut frame = Vec::new();
+        read_frame(&mut server, 65536, &mut frame).unwrap();
+        let Ok(Handshake::Hello { nonce, .. }) = Handshake::decode(&frame[4..]) else { panic!("no HELLO") };
+        let mut out = Vec::new();
+        Handshake::Challenge { nonce, registered: false }.encode(&mut out);
+        server.write_all(&out).unwrap();
+    });
+    let result = client_handshake(&mut client, &Key([1; 32]), "alice", None);
+    assert!(matches!(result, Err(Error::Protocol(ProtocolError::EqualNonces))), "{result:?}");
+    echo.join().unwrap();
+}
+
+/// Records every byte written through it.
+struct Recorder {
+    stream: TcpStream,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Read for Recorder {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Recorder {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sent.lock().unwrap().extend_from_slice(buf);
+        self.stream.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [P-7] Neither the shared key nor the owner token (nor any derived key)
+/// appears in the bytes either side sends.
+#[test]
+fn the_key_and_the_token_never_cross_the_wire() {
+    let key = Key([0xa7; 32]);
+    let token = [0x5c; 32];
+    let (client, server) = pair();
+    let wire = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut client = Recorder { stream: client, sent: wire.clone() };
+    let mut server = Recorder { stream: server, sent: wire.clone() };
+    let server_key = key.clone();
+    let server_thread = thread::spawn(move || {
+        let side = server_handshake(&mut server, &server_key, |_| Some(auth::token_verifier(&token))).unwrap();
+        let mut frame = Vec::new();
+        let mut sealer = side.sealer;
+        sealer.seal(0x27, b"", &mut frame);
+        server.write_all(&frame).unwrap();
+    });
+    let mut side = client_handshake(&mut client, &key, "alice", Some(&token)).unwrap();
+    let mut frame = Vec::new();
+    side.sealer.seal(0x13, b"", &mut frame);
+    client.write_all(&frame).unwrap();
+    server_thread.join().unwrap();
+    let wire = wire.lock().unwrap();
+    assert!(wire.len() > 200, "the handshake and two frames were recorded");
+    let verifier = auth::token_verifier(&token);
+    for secret in [&key.0[..], &token[..], &verifier[..]] {
+        for window in secret.windows(8) {
+            assert!(!wire.windows(8).any(|w| w == window), "8 bytes of a secret crossed the wire");
+        }
+    }
 }

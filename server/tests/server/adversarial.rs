@@ -86,6 +86,15 @@ fn two_frames_swapped_are_refused() {
     });
 }
 
+/// [P-14] A frame deleted on the way: the next one has the wrong number.
+#[test]
+fn a_deleted_frame_is_detected_by_the_next_one() {
+    attack_is_detected("wrong sequence number (got 2, expected 1)", |alice| {
+        let _deleted = hello_frame(alice);
+        alice.seal(&ClientMsg::Ping)
+    });
+}
+
 /// [P-16] A frame recorded in one session is worthless in another.
 #[test]
 fn a_frame_from_another_session_is_a_bad_tag() {
