@@ -13,6 +13,7 @@ use chat_common::{DEFAULT_KEY_FILE, DEFAULT_PORT};
 pub const USAGE: &str = "\
 usage: chat-client [--headless] [--nick NAME] [--host HOST] [--port PORT]
                    [--key-file FILE] [--state-dir DIR] [--retry-secs SECONDS]
+                   [--event-log FILE]
 
   --headless          no window: read lines from stdin, print events to stdout
   --nick NAME         nickname: 1-32 ASCII letters, digits, _ - . (needed with --headless)
@@ -22,6 +23,8 @@ usage: chat-client [--headless] [--nick NAME] [--host HOST] [--port PORT]
   --state-dir DIR     where owner tokens and unsent messages are kept
                       (default $XDG_STATE_HOME/hmac-chat or ~/.local/state/hmac-chat)
   --retry-secs S      seconds between reconnection attempts, decimals allowed (default 5)
+  --event-log FILE    (for tests) the window also writes the events it shows to FILE,
+                      one line each in the --headless output format
   --help              show this text";
 
 /// Default seconds between reconnection attempts (the original's).
@@ -44,6 +47,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Time between reconnection attempts.
     pub retry: Duration,
+    /// The window writes the events it shows here, in the headless line
+    /// format, so tests can observe it without reading pixels.
+    pub event_log: Option<PathBuf>,
 }
 
 /// What the command line asks for.
@@ -89,6 +95,7 @@ impl Config {
             key_file: PathBuf::from(DEFAULT_KEY_FILE),
             state_dir: PathBuf::new(),
             retry: DEFAULT_RETRY,
+            event_log: None,
         };
         let mut state_dir = None;
         let mut args = args.into_iter();
@@ -108,7 +115,7 @@ impl Config {
                 }
                 return Ok(Parsed::Help);
             }
-            let known = ["--nick", "--host", "--port", "--key-file", "--state-dir", "--retry-secs"];
+            let known = ["--nick", "--host", "--port", "--key-file", "--state-dir", "--retry-secs", "--event-log"];
             if !known.contains(&flag.as_str()) {
                 return Err(format!("unknown flag {flag:?}; try --help"));
             }
@@ -131,6 +138,7 @@ impl Config {
                 }
                 "--key-file" => config.key_file = PathBuf::from(value),
                 "--state-dir" => state_dir = Some(PathBuf::from(value)),
+                "--event-log" => config.event_log = Some(PathBuf::from(value)),
                 _ => config.retry = parse_retry(&value)?,
             }
         }
@@ -185,6 +193,8 @@ mod tests {
             "--state-dir",
             "/tmp/s",
             "--retry-secs=0.2",
+            "--event-log",
+            "/tmp/events",
         ]);
         assert!(config.headless);
         assert_eq!(config.nick.as_deref(), Some("alice"));
@@ -192,6 +202,7 @@ mod tests {
         assert_eq!(config.key_file, PathBuf::from("k.key"));
         assert_eq!(config.state_dir, PathBuf::from("/tmp/s"));
         assert_eq!(config.retry, Duration::from_millis(200));
+        assert_eq!(config.event_log, Some(PathBuf::from("/tmp/events")));
     }
 
     #[test]

@@ -92,8 +92,9 @@ fn read_commands(mut input: impl BufRead, send: impl Fn(Command)) {
     send(Command::Quit);
 }
 
-/// What one input line asks for; `None` for a blank line.
-fn parse_line(line: &str) -> Result<Option<Command>, String> {
+/// What one input line asks for; `None` for a blank line. The window
+/// reads its input line with this too.
+pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
     let line = line.strip_suffix('\n').unwrap_or(line);
     let line = line.strip_suffix('\r').unwrap_or(line);
     if line.trim().is_empty() {
@@ -135,8 +136,9 @@ fn escape(field: &str) -> String {
     out
 }
 
-/// The output line for an event, or `None` for events with no line.
-fn event_line(event: &Event) -> Option<String> {
+/// The output line for an event, or `None` for events with no line. The
+/// window's `--event-log` uses it too.
+pub fn event_line(event: &Event) -> Option<String> {
     let fields: Vec<String> = match event {
         Event::Connected { nick, .. } => vec!["connected".into(), nick.clone()],
         Event::Users(nicks) => vec!["users".into(), nicks.join(",")],

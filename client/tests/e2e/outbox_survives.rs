@@ -1,0 +1,39 @@
+//! The outbox outlives the client: messages typed while no server answers
+//! are kept when the client exits, and sent exactly once by the next run.
+
+use std::fs;
+use std::net::TcpListener;
+
+use chat_common::keyfile::create_key;
+
+use crate::support::{TestClient, TestServer, temp_dir};
+
+#[test]
+fn messages_typed_with_no_server_are_kept_and_sent_once_by_the_next_run() {
+    // A port nothing listens on (yet).
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server_dir = temp_dir("no-server");
+    let key_file = server_dir.join("chat.key");
+    create_key(&key_file).unwrap();
+    let state = temp_dir("outbox").join("ana");
+
+    let mut ana = TestClient::start(port, &key_file, "ana", &state);
+    ana.expect("disconnected\tcannot connect to 127.0.0.1:");
+    ana.say("typed with no server");
+    ana.say("/msg ana a note to myself");
+    assert!(ana.quit().success(), "the end of input is a normal end even with unsent messages");
+    let log = fs::read_to_string(state.join("client.log")).unwrap();
+    assert!(log.contains("2 messages not sent yet; they are kept for the next run"), "{log}");
+
+    let _server = TestServer::start_in(server_dir, port);
+    let mut ana = TestClient::start(port, &key_file, "ana", &state);
+    ana.expect("connected");
+    ana.expect_msg("a note to myself");
+    ana.say("typed after the restart");
+    ana.expect_msg("typed after the restart");
+    let texts: Vec<String> = ana.msgs().into_iter().map(|msg| msg.text).collect();
+    assert_eq!(texts, ["typed with no server", "a note to myself", "typed after the restart"]);
+    assert!(ana.seen.iter().any(|line| line.starts_with("sent\t1\t")), "{:?}", ana.seen);
+    assert!(ana.seen.iter().any(|line| line.starts_with("sent\t3\t")), "ids go on from the saved next id");
+    assert!(ana.quit().success());
+}
