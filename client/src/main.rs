@@ -6,6 +6,7 @@
 mod gui;
 mod headless;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use chat_client::config::USAGE;
@@ -25,7 +26,8 @@ fn main() -> ExitCode {
     let config = match parsed {
         Ok(Parsed::Run(config)) => config,
         Ok(Parsed::Help) => {
-            println!("{USAGE}");
+            // Not println!, which panics when stdout is a closed pipe (`--help | head -1`).
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
             return ExitCode::SUCCESS;
         }
         Err(err) => {
