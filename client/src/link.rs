@@ -123,7 +123,7 @@ fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> (String
             }
             Err(err) => return (format!("connection lost: {err}"), false),
         }
-        // [P-13] Verified before any field is looked at; a bad frame ends the connection.
+        // SECURITY: [P-13] verified before any field is looked at; a bad frame ends the connection.
         let message = opener.open(&frame).and_then(|(kind, payload)| ServerMsg::decode(kind, payload));
         let message = match message {
             Ok(message) => message,

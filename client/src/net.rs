@@ -83,7 +83,8 @@ impl CommandSender {
     }
 }
 
-/// The running network thread.
+/// The running network thread. Dropping the handle does not stop it:
+/// send [`Command::Quit`], then [`Handle::wait`].
 pub struct Handle {
     /// Where commands go.
     commands: CommandSender,

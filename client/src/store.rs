@@ -90,7 +90,7 @@ impl Store {
         let Some(text) = self.read("token")? else {
             return Ok(None);
         };
-        // Never echo the file's contents: it is a secret.
+        // SECURITY: the error never echoes the file's contents: it is a secret.
         parse_hex_token(&text).map(Some).ok_or_else(|| self.corrupt("token", "expected 64 hex characters"))
     }
 
@@ -148,6 +148,7 @@ impl Store {
         let path = self.dir.join(name);
         let temp = self.dir.join(format!("{name}.tmp"));
         let result = (|| {
+            // SECURITY: 0600 from creation on; the token must never be readable by others.
             let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
             file.write_all(contents.as_bytes())?;
             file.sync_all()?;
