@@ -10,9 +10,9 @@ use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Instant;
 
-use chat_common::auth::{Key, Sealer, TOKEN_LEN};
+use chat_common::auth::{Key, Sealer};
 use chat_common::frame::{Deadline, read_frame};
-use chat_common::handshake::client_handshake;
+use chat_common::handshake::{OwnerToken, client_handshake};
 use chat_common::message::ServerMsg;
 use chat_common::{Error, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_FRAME_LEN};
 
@@ -23,8 +23,9 @@ pub enum LinkEvent {
     /// TCP is up and the handshake is running; this clone lets the session
     /// cut the connection if it stops meanwhile.
     Connected(TcpStream),
-    /// The server proved itself; frames to it are sealed with this.
-    Ready(Sealer),
+    /// The server proved itself; frames to it are sealed with this. The
+    /// flag says whether it has the nickname registered already.
+    Ready(Sealer, bool),
     /// A verified message from the server.
     Message(ServerMsg),
     /// The connection ended or never came up. `fatal`: retrying cannot
@@ -43,8 +44,9 @@ pub struct Dial {
     pub key: Key,
     /// Our nickname.
     pub nick: String,
-    /// The nickname's owner token, once registered.
-    pub token: Option<[u8; TOKEN_LEN]>,
+    /// The nickname's owner token, made by this client before its first
+    /// login; only its verifier ever leaves the client, once.
+    pub token: OwnerToken,
 }
 
 /// Runs one connection to its end. `report` returns false once nobody
@@ -101,7 +103,7 @@ fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> (String
         return ("stopped".into(), false);
     }
     let mut timed = Deadline { stream: &stream, deadline };
-    let side = match client_handshake(&mut timed, &dial.key, &dial.nick, dial.token.as_ref()) {
+    let side = match client_handshake(&mut timed, &dial.key, &dial.nick, Some(&dial.token)) {
         Ok(side) => side,
         Err(err) => return handshake_failure(err),
     };
@@ -109,7 +111,7 @@ fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> (String
     if let Err(err) = stream.set_read_timeout(Some(IDLE_TIMEOUT)) {
         return (format!("cannot use the connection: {err}"), false);
     }
-    if !report(LinkEvent::Ready(side.sealer)) {
+    if !report(LinkEvent::Ready(side.sealer, side.registered)) {
         return ("stopped".into(), false);
     }
     let mut opener = side.opener;

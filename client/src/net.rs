@@ -16,8 +16,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use chat_common::PING_INTERVAL;
-use chat_common::auth::{Key, Sealer};
+use chat_common::auth::{Key, Sealer, token_verifier};
+use chat_common::handshake::OwnerToken;
 use chat_common::message::ClientMsg;
+use chat_common::random::random_bytes;
 use chat_common::validate::validate_nick;
 
 use crate::config::Config;
@@ -44,6 +46,8 @@ pub enum StartError {
     State(StoreError),
     /// The operating system would not start a thread.
     Thread(io::Error),
+    /// No randomness for a new owner token.
+    Random(io::Error),
 }
 
 impl fmt::Display for StartError {
@@ -53,6 +57,7 @@ impl fmt::Display for StartError {
             Self::BadNickname(why) => write!(f, "{why}"),
             Self::State(err) => write!(f, "{err}"),
             Self::Thread(err) => write!(f, "cannot start the network thread: {err}"),
+            Self::Random(err) => write!(f, "cannot read /dev/urandom for a new owner token: {err}"),
         }
     }
 }
@@ -117,7 +122,16 @@ pub fn start(config: Config, key: Key, sink: impl Fn(Event) + Send + 'static) ->
     let nick = config.nick.ok_or(StartError::NoNickname)?;
     validate_nick(&nick).map_err(StartError::BadNickname)?;
     let store = Store::open(&config.state_dir, &config.host, config.port, &nick)?;
-    let token = store.load_token()?;
+    // [P-19] The token is made and saved before the first login, so a
+    // registration whose WELCOME is lost still belongs to this client.
+    let token = match store.load_token()? {
+        Some(token) => token,
+        None => {
+            let token = OwnerToken { token: random_bytes().map_err(StartError::Random)?, accepted: false };
+            store.save_token(&token)?;
+            token
+        }
+    };
     let session = Session::new(server_label(&config.host, config.port), store.load_outbox()?, store.load_last_seen()?);
     let (sender, inputs) = mpsc::channel();
     let driver = Driver {
@@ -259,14 +273,15 @@ impl<F: Fn(Event)> Driver<F> {
         };
         match event {
             LinkEvent::Connected(stream) => self.link = Link::Connecting { stream: Some(stream) },
-            LinkEvent::Ready(sealer) => {
+            LinkEvent::Ready(sealer, registered) => {
                 if let Link::Connecting { stream: Some(stream) } =
                     mem::replace(&mut self.link, Link::Connecting { stream: None })
                 {
                     // The link thread is done writing; from here the timeout is ours.
                     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
                     self.link = Link::Up { stream, sealer, last_write: Instant::now() };
-                    self.session.on_linked(actions);
+                    let register = (!registered).then(|| token_verifier(&self.dial.token.token));
+                    self.session.on_linked(register, actions);
                 }
             }
             LinkEvent::Message(message) => {
@@ -283,10 +298,10 @@ impl<F: Fn(Event)> Driver<F> {
 
     /// Saves, reports and sends what a batch produced, in that order.
     fn apply(&mut self, actions: Actions) {
-        if let Some(token) = actions.save_token {
-            self.dial.token = Some(token);
-            if let Err(err) = self.store.save_token(&token) {
-                let reason = format!("cannot save the owner token, so this nickname cannot log in again: {err}");
+        if actions.token_accepted {
+            self.dial.token.accepted = true;
+            if let Err(err) = self.store.save_token(&self.dial.token) {
+                let reason = format!("cannot record that the server accepted our owner token: {err}");
                 (self.sink)(Event::Error { reason });
             }
         }

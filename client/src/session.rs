@@ -11,7 +11,6 @@ use std::mem;
 use std::time::Duration;
 
 use chat_common::MAX_TEXT_LEN;
-use chat_common::auth::TOKEN_LEN;
 use chat_common::message::{ChatMsg, ClientMsg, ServerMsg};
 use chat_common::validate::{validate_nick, validate_text};
 
@@ -58,8 +57,9 @@ pub enum Event {
 /// What the driver must do after a batch, in this field order.
 #[derive(Debug, Default)]
 pub struct Actions {
-    /// A new owner token, to be saved (durably) before anything else.
-    pub save_token: Option<[u8; TOKEN_LEN]>,
+    /// The server accepted our owner token (WELCOME after registering):
+    /// save that, durably, before anything else.
+    pub token_accepted: bool,
     /// The highest id seen changed: save it before reporting the messages.
     pub save_last_seen: bool,
     /// The outbox changed: save it before sending what it holds.
@@ -83,6 +83,8 @@ pub struct Session {
     acked: u64,
     /// Whether the handshake of the current connection is done (LOGIN sent).
     linked: bool,
+    /// The current LOGIN registers our token; its WELCOME accepts it.
+    registering: bool,
     /// WELCOME's server time on the current connection: messages older than
     /// this were missed. `None` until WELCOME, when nothing may be sent.
     welcome_time_ms: Option<u64>,
@@ -102,6 +104,7 @@ impl Session {
             last_seen,
             acked: last_seen,
             linked: false,
+            registering: false,
             welcome_time_ms: None,
             users: Vec::new(),
             reported_outbox,
@@ -123,12 +126,14 @@ impl Session {
         actions.save_outbox = true;
     }
 
-    /// The handshake of a new connection is done: log in [P-17].
-    pub fn on_linked(&mut self, actions: &mut Actions) {
+    /// The handshake of a new connection is done: log in [P-17], carrying
+    /// our token's verifier when the nickname is still to be registered.
+    pub fn on_linked(&mut self, register: Option<[u8; 32]>, actions: &mut Actions) {
         self.linked = true;
         self.acked = self.last_seen;
+        self.registering = register.is_some();
         self.outbox.reconnected();
-        actions.send.push(ClientMsg::Login { last_seen: self.last_seen });
+        actions.send.push(ClientMsg::Login { last_seen: self.last_seen, register });
     }
 
     /// The current connection is gone; what was queued for it is dropped.
@@ -143,10 +148,8 @@ impl Session {
     /// for good (REJECT): the session must stop.
     pub fn on_server(&mut self, msg: ServerMsg, actions: &mut Actions) -> Result<(), String> {
         match msg {
-            ServerMsg::Welcome { nick, token, server_time_ms } => {
-                if token.is_some() {
-                    actions.save_token = token;
-                }
+            ServerMsg::Welcome { nick, server_time_ms } => {
+                actions.token_accepted = mem::take(&mut self.registering);
                 self.welcome_time_ms = Some(server_time_ms);
                 actions.events.push(Event::Connected { nick, server: self.server.clone() });
             }
@@ -215,16 +218,16 @@ mod tests {
         ServerMsg::Msg(ChatMsg { id, time_ms, from: "bob".into(), to: String::new(), text: format!("m{id}") })
     }
 
-    fn welcome(token: Option<[u8; 32]>) -> ServerMsg {
-        ServerMsg::Welcome { nick: "alice".into(), token, server_time_ms: 1000 }
+    fn welcome() -> ServerMsg {
+        ServerMsg::Welcome { nick: "alice".into(), server_time_ms: 1000 }
     }
 
     /// A session that has logged in on a new connection.
     fn logged_in(outbox: Outbox, last_seen: u64) -> (Session, Actions) {
         let mut session = Session::new("h:1".into(), outbox, last_seen);
         let mut actions = Actions::default();
-        session.on_linked(&mut actions);
-        session.on_server(welcome(None), &mut actions).unwrap();
+        session.on_linked(None, &mut actions);
+        session.on_server(welcome(), &mut actions).unwrap();
         session.finish_batch(&mut actions);
         (session, actions)
     }
@@ -238,14 +241,19 @@ mod tests {
     }
 
     #[test]
-    fn logs_in_with_last_seen_and_saves_a_new_token_first() {
+    fn registers_with_the_verifier_and_saves_the_acceptance_first() {
         let mut session = Session::new("h:1".into(), Outbox::default(), 41);
         let mut actions = Actions::default();
-        session.on_linked(&mut actions);
-        assert_eq!(actions.send, [ClientMsg::Login { last_seen: 41 }]);
-        session.on_server(welcome(Some([7; 32])), &mut actions).unwrap();
-        assert_eq!(actions.save_token, Some([7; 32]));
+        session.on_linked(Some([7; 32]), &mut actions);
+        assert_eq!(actions.send, [ClientMsg::Login { last_seen: 41, register: Some([7; 32]) }]);
+        session.on_server(welcome(), &mut actions).unwrap();
+        assert!(actions.token_accepted);
         assert_eq!(actions.events, [Event::Connected { nick: "alice".into(), server: "h:1".into() }]);
+        // Later logins of a registered nickname carry no verifier and accept nothing new.
+        let mut actions = Actions::default();
+        session.on_linked(None, &mut actions);
+        session.on_server(welcome(), &mut actions).unwrap();
+        assert!(!actions.token_accepted);
     }
 
     #[test]
@@ -261,10 +269,10 @@ mod tests {
         assert_eq!(actions.events, [Event::Outbox(2)]);
 
         let mut actions = Actions::default();
-        session.on_linked(&mut actions);
-        session.on_server(welcome(None), &mut actions).unwrap();
+        session.on_linked(None, &mut actions);
+        session.on_server(welcome(), &mut actions).unwrap();
         session.finish_batch(&mut actions);
-        assert_eq!(actions.send[0], ClientMsg::Login { last_seen: 0 });
+        assert_eq!(actions.send[0], ClientMsg::Login { last_seen: 0, register: None });
         assert_eq!(sends(&actions), [1, 2]);
         assert_eq!(actions.send[2], ClientMsg::Send { client_id: 2, to: "bob".into(), text: "two".into() });
     }
@@ -330,8 +338,8 @@ mod tests {
         session.on_unlinked(&mut actions);
 
         let mut actions = Actions::default();
-        session.on_linked(&mut actions);
-        session.on_server(welcome(None), &mut actions).unwrap();
+        session.on_linked(None, &mut actions);
+        session.on_server(welcome(), &mut actions).unwrap();
         session.finish_batch(&mut actions);
         assert_eq!(sends(&actions), [2, 3]);
     }

@@ -5,7 +5,8 @@
 //! holding three files (mode 0600), each replaced atomically (write a temp
 //! file, fsync, rename, fsync the directory) so a crash leaves the old or
 //! the new version, never half of one:
-//! - `token`: the nickname's owner token, 64 hex characters. Secret.
+//! - `token`: the nickname's owner token, 64 hex characters, then a line
+//!   `accepted` once the server has confirmed it. Secret.
 //! - `last_seen`: the highest message id received, in decimal.
 //! - `outbox`: unconfirmed messages and the next client message id
 //!   (the format is [`Outbox::to_text`]).
@@ -17,6 +18,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use chat_common::auth::TOKEN_LEN;
+use chat_common::handshake::OwnerToken;
 use chat_common::validate::nick_key;
 
 use crate::outbox::Outbox;
@@ -58,8 +60,9 @@ fn file_name_part(text: &str) -> String {
     out
 }
 
-fn parse_hex_token(text: &str) -> Option<[u8; TOKEN_LEN]> {
-    let hex = text.trim_end().as_bytes();
+fn parse_token_file(text: &str) -> Option<OwnerToken> {
+    let mut lines = text.lines();
+    let hex = lines.next()?.as_bytes();
     if hex.len() != 2 * TOKEN_LEN {
         return None;
     }
@@ -67,7 +70,12 @@ fn parse_hex_token(text: &str) -> Option<[u8; TOKEN_LEN]> {
     for (byte, pair) in token.iter_mut().zip(hex.chunks(2)) {
         *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
     }
-    Some(token)
+    let accepted = match lines.next() {
+        None => false,
+        Some("accepted") => true,
+        Some(_) => return None,
+    };
+    Some(OwnerToken { token, accepted })
 }
 
 impl Store {
@@ -85,19 +93,20 @@ impl Store {
         Ok(Store { dir })
     }
 
-    /// The owner token, if this nickname has been registered from here.
-    pub fn load_token(&self) -> Result<Option<[u8; TOKEN_LEN]>, StoreError> {
+    /// The owner token, if this client has made one for this nickname.
+    pub fn load_token(&self) -> Result<Option<OwnerToken>, StoreError> {
         let Some(text) = self.read("token")? else {
             return Ok(None);
         };
         // SECURITY: the error never echoes the file's contents: it is a secret.
-        parse_hex_token(&text).map(Some).ok_or_else(|| self.corrupt("token", "expected 64 hex characters"))
+        parse_token_file(&text).map(Some).ok_or_else(|| self.corrupt("token", "expected 64 hex characters"))
     }
 
     /// Saves the owner token; on return it is on disk.
-    pub fn save_token(&self, token: &[u8; TOKEN_LEN]) -> Result<(), StoreError> {
-        let hex: String = token.iter().map(|byte| format!("{byte:02x}")).collect();
-        self.write("token", &format!("{hex}\n"))
+    pub fn save_token(&self, owned: &OwnerToken) -> Result<(), StoreError> {
+        let hex: String = owned.token.iter().map(|byte| format!("{byte:02x}")).collect();
+        let accepted = if owned.accepted { "accepted\n" } else { "" };
+        self.write("token", &format!("{hex}\n{accepted}"))
     }
 
     /// The highest message id received (0 before the first).
@@ -179,19 +188,20 @@ mod tests {
     fn a_fresh_store_is_empty_and_everything_round_trips() {
         let state = temp_state_dir("roundtrip");
         let store = Store::open(&state, "127.0.0.1", 5555, "Alice").unwrap();
-        assert_eq!(store.load_token().unwrap(), None);
+        assert!(store.load_token().unwrap().is_none());
         assert_eq!(store.load_last_seen().unwrap(), 0);
         assert!(store.load_outbox().unwrap().is_empty());
 
         let mut outbox = Outbox::default();
         outbox.push("bob".into(), "hola".into());
-        store.save_token(&[0xab; 32]).unwrap();
+        store.save_token(&OwnerToken { token: [0xab; 32], accepted: true }).unwrap();
         store.save_last_seen(41).unwrap();
         store.save_outbox(&outbox).unwrap();
 
         let again = Store::open(&state, "127.0.0.1", 5555, "alice").unwrap();
         assert_eq!(again.dir, store.dir, "nicknames are case-insensitive");
-        assert_eq!(again.load_token().unwrap(), Some([0xab; 32]));
+        let token = again.load_token().unwrap().unwrap();
+        assert_eq!((token.token, token.accepted), ([0xab; 32], true));
         assert_eq!(again.load_last_seen().unwrap(), 41);
         assert_eq!(again.load_outbox().unwrap(), outbox);
         fs::remove_dir_all(&state).unwrap();
@@ -201,7 +211,8 @@ mod tests {
     fn files_are_private_and_no_temp_file_is_left_behind() {
         let state = temp_state_dir("modes");
         let store = Store::open(&state, "localhost", 1, "bob").unwrap();
-        store.save_token(&[1; 32]).unwrap();
+        store.save_token(&OwnerToken { token: [1; 32], accepted: false }).unwrap();
+        assert!(!store.load_token().unwrap().unwrap().accepted);
         store.save_last_seen(1).unwrap();
         store.save_last_seen(2).unwrap();
         assert_eq!(mode(&store.dir), 0o700);

@@ -69,8 +69,9 @@ pub enum Error {
     Refused(String),
     /// The server reports the nickname as registered and we hold no token.
     NicknameOwned,
-    /// The server says the nickname is unregistered but we hold its token:
-    /// the server's data was reset, or it is not the real server.
+    /// The server says the nickname is unregistered but we hold a token it
+    /// once accepted: the server's data was reset, or it is not the real
+    /// server. (Raised by the client, which knows whether it was accepted.)
     TokenUnknown,
     /// The server's proof was wrong: it does not hold the key (or the
     /// token's verifier), so it is not the real server.

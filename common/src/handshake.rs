@@ -21,9 +21,28 @@ use crate::message::{Handshake, kind};
 use crate::random::random_bytes;
 use crate::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 
+/// A client's owner token for its nickname.
+#[derive(Clone, Copy)]
+pub struct OwnerToken {
+    /// The secret itself; only its verifier ever leaves the client.
+    pub token: [u8; TOKEN_LEN],
+    /// The server has confirmed it (a WELCOME after registering it, or any
+    /// login with it since).
+    pub accepted: bool,
+}
+
+impl std::fmt::Debug for OwnerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OwnerToken(<secret>, accepted: {})", self.accepted)
+    }
+}
+
 /// What the client has once the server has proven itself.
 #[derive(Debug)]
 pub struct ClientSide {
+    /// Whether the server has the nickname registered. If not, LOGIN must
+    /// carry our token's verifier to register it [P-19].
+    pub registered: bool,
     /// Tags the frames the client sends.
     pub sealer: Sealer,
     /// Checks the frames the server sends.
@@ -95,12 +114,17 @@ fn unexpected(message: &Handshake) -> Error {
 
 /// Runs the client's side for `nick`, with the nickname's owner token if
 /// this client has one. Fails if the server cannot prove it holds the key
-/// (and, for a registered nickname, the token's verifier).
+/// (and, for a registered nickname, the token's verifier) [P-9], and stops
+/// for good [P-6] with:
+/// - [`Error::NicknameOwned`] if the nickname is registered and our token
+///   is missing, or not yet accepted and refused (so it is not ours);
+/// - [`Error::TokenUnknown`] if the server calls the nickname unregistered
+///   although it accepted our token before.
 pub fn client_handshake<S: Read + Write>(
     stream: &mut S,
     key: &Key,
     nick: &str,
-    token: Option<&[u8; TOKEN_LEN]>,
+    token: Option<&OwnerToken>,
 ) -> Result<ClientSide, Error> {
     let nonce_client = random_bytes::<NONCE_LEN>()?;
     let hello = send(stream, &Handshake::Hello { version: PROTOCOL_VERSION, nonce: nonce_client, nick: nick.into() })?;
@@ -117,18 +141,26 @@ pub fn client_handshake<S: Read + Write>(
     };
     match (registered, token) {
         (true, None) => return Err(Error::NicknameOwned),
-        (false, Some(_)) => return Err(Error::TokenUnknown),
+        // SECURITY: re-registering would hand the verifier to an impostor.
+        (false, Some(OwnerToken { accepted: true, .. })) => return Err(Error::TokenUnknown),
         _ => {}
     }
     let transcript = auth::transcript_hash(&hello, &challenge);
-    let verifier = token.map(auth::token_verifier);
+    let verifier = token.filter(|_| registered).map(|owned| auth::token_verifier(&owned.token));
     let keys = SessionKeys::derive(key, verifier.as_ref(), &transcript);
     send(stream, &Handshake::Proof { tag: auth::proof(&keys.client_proof, &transcript) })?;
     match read_handshake(stream)? {
-        (_, Handshake::Accept { tag }) if auth::verify_proof(&keys.server_proof, &transcript, &tag) => {
-            Ok(ClientSide { sealer: Sealer::new(&keys.client_to_server), opener: Opener::new(&keys.server_to_client) })
-        }
+        (_, Handshake::Accept { tag }) if auth::verify_proof(&keys.server_proof, &transcript, &tag) => Ok(ClientSide {
+            registered,
+            sealer: Sealer::new(&keys.client_to_server),
+            opener: Opener::new(&keys.server_to_client),
+        }),
         (_, Handshake::Accept { .. }) => Err(Error::ServerProofFailed),
+        // A token never accepted and refused: the nickname is someone else's
+        // (our own registration would have made it work).
+        (_, Handshake::Fail { .. }) if registered && token.is_some_and(|owned| !owned.accepted) => {
+            Err(Error::NicknameOwned)
+        }
         (_, Handshake::Fail { reason }) => Err(Error::Refused(reason)),
         (_, other) => Err(unexpected(&other)),
     }

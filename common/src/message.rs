@@ -6,7 +6,7 @@
 //! message is the payload of a sealed frame (see [`crate::auth`]). Decoding
 //! checks every length against the bytes present and rejects trailing bytes.
 
-use crate::auth::{NONCE_LEN, TAG_LEN, TOKEN_LEN};
+use crate::auth::{NONCE_LEN, TAG_LEN};
 use crate::error::ProtocolError;
 use crate::frame::push_frame;
 
@@ -68,8 +68,10 @@ pub enum Handshake {
 /// Messages a client sends after the handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientMsg {
-    /// First message of a session: the highest message id already received.
-    Login { last_seen: u64 },
+    /// First message of a session: the highest message id already received,
+    /// and, only when the CHALLENGE said the nickname is unregistered, the
+    /// verifier of the owner token this client made to register it.
+    Login { last_seen: u64, register: Option<[u8; 32]> },
     /// A message; `to` is a nickname, or empty for everyone.
     Send { client_id: u64, to: String, text: String },
     /// Every message with an id up to `up_to` has arrived.
@@ -96,9 +98,8 @@ pub struct ChatMsg {
 /// Messages the server sends after the handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerMsg {
-    /// Logged in. `token` is present only when this login registered the
-    /// nickname: the client must keep it to log in again.
-    Welcome { nick: String, token: Option<[u8; TOKEN_LEN]>, server_time_ms: u64 },
+    /// Logged in (and, if LOGIN carried a verifier, registered).
+    Welcome { nick: String, server_time_ms: u64 },
     /// Login refused (invalid or taken nickname); the server closes.
     Reject { reason: String },
     /// A chunk of the online list; `last` marks the final chunk.
@@ -273,7 +274,13 @@ impl ClientMsg {
     /// Appends the payload (what follows the kind byte) to `out`.
     pub fn encode_payload(&self, out: &mut Vec<u8>) {
         match self {
-            ClientMsg::Login { last_seen } => put_u64(out, *last_seen),
+            ClientMsg::Login { last_seen, register } => {
+                put_u64(out, *last_seen);
+                out.push(u8::from(register.is_some()));
+                if let Some(verifier) = register {
+                    out.extend_from_slice(verifier);
+                }
+            }
             ClientMsg::Send { client_id, to, text } => {
                 put_u64(out, *client_id);
                 put_str(out, to);
@@ -288,7 +295,10 @@ impl ClientMsg {
     pub fn decode(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
         let mut fields = Fields::new(payload);
         let message = match kind {
-            kind::LOGIN => ClientMsg::Login { last_seen: fields.u64("last_seen")? },
+            kind::LOGIN => ClientMsg::Login {
+                last_seen: fields.u64("last_seen")?,
+                register: if fields.flag("register")? { Some(fields.array("verifier")?) } else { None },
+            },
             kind::SEND => ClientMsg::Send {
                 client_id: fields.u64("client_id")?,
                 to: fields.string("to")?,
@@ -322,12 +332,8 @@ impl ServerMsg {
     /// Appends the payload (what follows the kind byte) to `out`.
     pub fn encode_payload(&self, out: &mut Vec<u8>) {
         match self {
-            ServerMsg::Welcome { nick, token, server_time_ms } => {
+            ServerMsg::Welcome { nick, server_time_ms } => {
                 put_str(out, nick);
-                out.push(u8::from(token.is_some()));
-                if let Some(token) = token {
-                    out.extend_from_slice(token);
-                }
                 put_u64(out, *server_time_ms);
             }
             ServerMsg::Reject { reason } => put_str(out, reason),
@@ -363,11 +369,9 @@ impl ServerMsg {
     pub fn decode(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
         let mut fields = Fields::new(payload);
         let message = match kind {
-            kind::WELCOME => ServerMsg::Welcome {
-                nick: fields.string("nick")?,
-                token: if fields.flag("has_token")? { Some(fields.array("token")?) } else { None },
-                server_time_ms: fields.u64("server_time_ms")?,
-            },
+            kind::WELCOME => {
+                ServerMsg::Welcome { nick: fields.string("nick")?, server_time_ms: fields.u64("server_time_ms")? }
+            }
             kind::REJECT => ServerMsg::Reject { reason: fields.string("reason")? },
             kind::USERS => {
                 let last = fields.flag("last")?;

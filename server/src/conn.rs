@@ -5,6 +5,7 @@
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// A server message encoded once, ready to be sealed for any connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,14 +29,28 @@ impl Outgoing {
 /// connection is closed rather than let the queue grow.
 pub const MAX_CONTROL_QUEUE: usize = 4096;
 
+/// How long a presence frame (JOINED, LEFT) may wait for company. n logins
+/// queue n²/2 of them; sent at once, each would cost a writer wake-up and
+/// a write of its own, and a burst of logins would keep every writer busy.
+/// Someone shown online a tenth of a second late is not noticed.
+pub const PRESENCE_DELAY: Duration = Duration::from_millis(100);
+
 #[derive(Default)]
 struct Pending {
     /// Control frames in order (WELCOME, USERS, SENT, JOINED, ...).
     control: Vec<Outgoing>,
+    /// A frame in `control` must go out now (anything but presence).
+    urgent: bool,
+    /// When the oldest presence frame in `control` must go out.
+    due: Option<Instant>,
     /// The user's mailbox may hold something not yet written.
     mail: bool,
     /// Why the connection was closed, once it is; the writer stops.
     closed: Option<String>,
+    /// The writer is asleep on the condition variable. Only then does a
+    /// producer pay for a wake-up (a futex system call); a busy writer
+    /// checks the flags again before it sleeps.
+    waiting: bool,
 }
 
 /// One online connection, as seen by everyone who may need to wake it.
@@ -43,8 +58,8 @@ pub struct Conn {
     /// Unique per connection, so a stale connection's logout cannot log
     /// out its successor.
     pub id: u64,
-    /// A clone of the socket, to unblock both threads when closing.
-    stream: Option<TcpStream>,
+    /// The socket, shared with both threads, to unblock them when closing.
+    stream: Option<Arc<TcpStream>>,
     pending: Mutex<Pending>,
     wake: Condvar,
 }
@@ -59,7 +74,7 @@ pub struct Work {
 
 impl Conn {
     /// A handle for connection `id`; `stream` is `None` in unit tests.
-    pub fn new(id: u64, stream: Option<TcpStream>) -> Arc<Self> {
+    pub fn new(id: u64, stream: Option<Arc<TcpStream>>) -> Arc<Self> {
         Arc::new(Conn { id, stream, pending: Mutex::default(), wake: Condvar::new() })
     }
 
@@ -68,9 +83,20 @@ impl Conn {
         self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues a control frame. Returns false, and closes the connection,
-    /// if the peer has let [`MAX_CONTROL_QUEUE`] frames pile up.
+    /// Queues a control frame for the writer to send at once. Returns
+    /// false, and closes the connection, if the peer has let
+    /// [`MAX_CONTROL_QUEUE`] frames pile up.
     pub fn push(&self, out: Outgoing) -> bool {
+        self.enqueue(out, true)
+    }
+
+    /// Queues a presence frame, which the writer sends within
+    /// [`PRESENCE_DELAY`] together with whatever else is queued by then.
+    pub fn push_presence(&self, out: Outgoing) -> bool {
+        self.enqueue(out, false)
+    }
+
+    fn enqueue(&self, out: Outgoing, urgent: bool) -> bool {
         let mut pending = self.lock();
         // SECURITY: a peer that does not read cannot make this queue grow without bound.
         if pending.control.len() >= MAX_CONTROL_QUEUE {
@@ -79,14 +105,32 @@ impl Conn {
             return false;
         }
         pending.control.push(out);
-        self.wake.notify_one();
+        // A sleeping writer with nothing due sleeps without a deadline, so
+        // the first presence frame wakes it to sleep until its deadline.
+        let wake = pending.waiting && (urgent || pending.due.is_none());
+        pending.urgent |= urgent;
+        if !urgent && pending.due.is_none() {
+            pending.due = Some(Instant::now() + PRESENCE_DELAY);
+        }
+        drop(pending);
+        // Notified after unlocking, so the writer does not wake up only to
+        // block on the lock we still hold.
+        if wake {
+            self.wake.notify_one();
+        }
         true
     }
 
-    /// Tells the writer that the mailbox has something new.
+    /// Tells the writer that the mailbox has something new. Many messages
+    /// published while the writer is busy cost one wake-up, or none.
     pub fn mail(&self) {
-        self.lock().mail = true;
-        self.wake.notify_one();
+        let mut pending = self.lock();
+        let wake = !pending.mail && pending.waiting;
+        pending.mail = true;
+        drop(pending);
+        if wake {
+            self.wake.notify_one();
+        }
     }
 
     /// Ends the connection: the writer stops and blocked reads return.
@@ -107,13 +151,23 @@ impl Conn {
     /// Blocks until there is work or the connection is closed (`None`).
     pub fn wait(&self) -> Option<Work> {
         let mut pending = self.lock();
-        while pending.closed.is_none() && !pending.mail && pending.control.is_empty() {
-            pending = self.wake.wait(pending).unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-        if pending.closed.is_some() {
-            return None;
+        loop {
+            if pending.closed.is_some() {
+                return None;
+            }
+            let now = Instant::now();
+            if pending.mail || pending.urgent || pending.due.is_some_and(|due| due <= now) {
+                break;
+            }
+            pending.waiting = true;
+            pending = match pending.due {
+                Some(due) => self.wake.wait_timeout(pending, due - now).unwrap_or_else(|poisoned| poisoned.into_inner()).0,
+                None => self.wake.wait(pending).unwrap_or_else(|poisoned| poisoned.into_inner()),
+            };
+            pending.waiting = false;
         }
         let mail = std::mem::take(&mut pending.mail);
+        (pending.urgent, pending.due) = (false, None);
         Some(Work { control: std::mem::take(&mut pending.control), mail })
     }
 

@@ -14,7 +14,6 @@ use chat_common::frame::{Deadline, read_frame};
 use chat_common::handshake::server_handshake;
 use chat_common::log::{Level, log, unix_ms};
 use chat_common::message::{ClientMsg, ServerMsg};
-use chat_common::random::random_bytes;
 use chat_common::validate::{validate_nick, validate_text};
 use chat_common::{Error, ProtocolError};
 
@@ -77,34 +76,34 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
         log(Level::Error, peer, format_args!("cannot set socket timeouts: {err}"));
         return;
     }
-    let mut reader = BufReader::with_capacity(64 * 1024, &stream);
+    // One descriptor serves the reader, the writer and `Conn::close`
+    // (`&TcpStream` reads and writes): `try_clone` would cost two more per
+    // connection, and 10,000 connections must fit a 20,000-descriptor limit.
+    let stream = Arc::new(stream);
+    let mut reader = BufReader::with_capacity(64 * 1024, &*stream);
     let mut opener = side.opener;
     let mut buf = Vec::new();
     let max = shared.config.max_frame;
-    let last_seen = match read_msg(&mut reader, &mut opener, max, &mut buf) {
-        Ok(Some(ClientMsg::Login { last_seen })) => last_seen,
+    let (last_seen, register) = match read_msg(&mut reader, &mut opener, max, &mut buf) {
+        Ok(Some(ClientMsg::Login { last_seen, register })) => (last_seen, register),
         Ok(Some(other)) => return log(Level::Warn, peer, format_args!("closed: expected LOGIN, got {other:?}")),
         Ok(None) => return log(Level::Info, peer, format_args!("closed before LOGIN")),
         Err(err) => return log(Level::Warn, peer, format_args!("closed before LOGIN: {}", describe(&err, shared))),
     };
     let mut sealer = side.sealer;
-    let token = match random_bytes() {
-        Ok(token) => token,
-        Err(err) => return log(Level::Error, peer, format_args!("cannot read /dev/urandom: {err}")),
-    };
-    let conn = Conn::new(id, stream.try_clone().ok());
+    let conn = Conn::new(id, Some(stream.clone()));
     let login = validate_nick(&side.nick)
-        .and_then(|()| shared.state().login(&side.nick, side.registered, last_seen, token, &conn, unix_ms()));
+        .and_then(|()| shared.state().login(&side.nick, side.registered, last_seen, register, &conn, unix_ms()));
     let login = match login {
         Ok(login) => login,
         Err(reason) => return reject(&stream, &mut sealer, peer, &side.nick, reason),
     };
-    // The new owner token must be on disk before WELCOME hands it out.
-    if login.token.is_some() {
+    // A registration must be on disk before WELCOME confirms it.
+    if login.registered_now {
         shared.flush();
     }
     let nick = login.nick;
-    let how = match (login.token.is_some(), login.replaced.is_some()) {
+    let how = match (login.registered_now, login.replaced.is_some()) {
         (true, _) => " (registered a new nickname)",
         (false, true) => " (took over an older connection)",
         (false, false) => "",
@@ -113,11 +112,11 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
 
     let writer = {
         let (shared, nick, conn) = (shared.clone(), nick.clone(), conn.clone());
-        let stream = stream.try_clone();
-        thread::Builder::new().name(format!("write-{id}")).stack_size(THREAD_STACK).spawn(move || match stream {
-            Ok(stream) => writer::run(&shared, &nick, &conn, sealer, stream),
-            Err(err) => conn.close(&format!("cannot clone the socket: {err}")),
-        })
+        let stream = stream.clone();
+        thread::Builder::new()
+            .name(format!("write-{id}"))
+            .stack_size(THREAD_STACK)
+            .spawn(move || writer::run(&shared, &nick, &conn, sealer, &stream))
     };
     let reason = match &writer {
         Ok(_) => read_loop(shared, &nick, &conn, &mut reader, &mut opener),

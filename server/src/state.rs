@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use chat_common::MAX_UNCONFIRMED_SENDS;
-use chat_common::auth::TOKEN_LEN;
 use chat_common::message::{ChatMsg, ServerMsg};
 use chat_common::validate::nick_key;
 
@@ -50,8 +49,9 @@ pub struct User {
 pub struct Login {
     /// The nickname's display form.
     pub nick: String,
-    /// The owner token, when this login registered the nickname.
-    pub token: Option<[u8; TOKEN_LEN]>,
+    /// This login registered the nickname: the journal must be durable
+    /// before WELCOME goes out.
+    pub registered_now: bool,
     /// An older connection of the same owner, now closed.
     pub replaced: Option<Arc<Conn>>,
 }
@@ -149,37 +149,38 @@ impl State {
     fn broadcast(&self, except: &str, out: &Outgoing) {
         for (key, user) in &self.users {
             if let (Some(conn), false) = (&user.online, key == except) {
-                conn.push(out.clone());
+                conn.push_presence(out.clone());
             }
         }
     }
 
     /// Logs `nick` in on `conn`. `registered` is what the handshake saw;
-    /// `new_token` is used if this login registers the nickname, in which
-    /// case the caller must make the journal durable before WELCOME goes
-    /// out. Queues WELCOME and USERS on `conn` and JOINED for everyone else.
+    /// `register` is LOGIN's verifier, present exactly when it was not
+    /// [P-17]. Queues WELCOME and USERS on `conn` and JOINED for everyone
+    /// else.
     pub fn login(
         &mut self,
         nick: &str,
         registered: bool,
         last_seen: u64,
-        new_token: [u8; TOKEN_LEN],
+        register: Option<[u8; 32]>,
         conn: &Arc<Conn>,
         now_ms: u64,
     ) -> Result<Login, String> {
         let key = nick_key(nick);
-        let mut token = None;
-        if !registered {
+        let registered_now = !registered;
+        match (registered, register) {
+            (true, Some(_)) => return Err("LOGIN carries a verifier for a registered nickname".into()),
+            (false, None) => return Err("LOGIN must carry a verifier to register this nickname".into()),
             // Someone registered it between our CHALLENGE and this LOGIN.
-            if self.users.contains_key(&key) {
-                return Err("nickname taken".into());
-            }
-            let verifier = chat_common::auth::token_verifier(&new_token);
+            (false, Some(_)) if self.users.contains_key(&key) => return Err("nickname taken".into()),
+            _ => {}
+        }
+        if let Some(verifier) = register {
             // A new user has, in effect, acknowledged everything before it.
             let acked_up_to = self.next_id - 1;
             self.append(&Record::User { nick: nick.into(), verifier, last_client_id: 0, acked_up_to, dropped: 0 });
             self.users.insert(key.clone(), User::new(nick, verifier, acked_up_to));
-            token = Some(new_token);
         }
         self.ack(nick, last_seen);
         // Registered users are never removed, and the handshake for a
@@ -191,7 +192,7 @@ impl State {
         if let Some(old) = &replaced {
             old.close("replaced by a newer login");
         }
-        conn.push(Outgoing::new(&ServerMsg::Welcome { nick: nick.clone(), token, server_time_ms: now_ms }));
+        conn.push(Outgoing::new(&ServerMsg::Welcome { nick: nick.clone(), server_time_ms: now_ms }));
         let online = self.online();
         let chunks = online.chunks(USERS_PER_FRAME);
         let count = chunks.len();
@@ -202,7 +203,7 @@ impl State {
             self.broadcast(&key, &Outgoing::new(&ServerMsg::Joined { nick: nick.clone() }));
         }
         conn.mail();
-        Ok(Login { nick, token, replaced })
+        Ok(Login { nick, registered_now, replaced })
     }
 
     /// Logs out `conn` if it is still the user's connection (a newer one
@@ -402,7 +403,8 @@ mod tests {
     fn logged_in(state: &mut State, nick: &str, conn_id: u64) -> Arc<Conn> {
         let conn = Conn::new(conn_id, None);
         let registered = state.verifier(nick).is_some();
-        state.login(nick, registered, 0, [conn_id as u8; 32], &conn, 0).unwrap();
+        let register = (!registered).then_some([conn_id as u8; 32]);
+        state.login(nick, registered, 0, register, &conn, 0).unwrap();
         conn.drain();
         conn
     }

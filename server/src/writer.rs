@@ -18,7 +18,7 @@ use crate::conn::{Conn, Outgoing};
 pub const MAIL_BATCH: usize = 512;
 
 /// Delivers to `nick` on `stream` until the connection closes.
-pub fn run(shared: &Shared, nick: &str, conn: &Conn, mut sealer: Sealer, mut stream: TcpStream) {
+pub fn run(shared: &Shared, nick: &str, conn: &Conn, mut sealer: Sealer, mut stream: &TcpStream) {
     let mut buf = Vec::with_capacity(64 * 1024);
     while let Some(work) = conn.wait() {
         buf.clear();

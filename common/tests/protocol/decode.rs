@@ -25,7 +25,8 @@ impl Rng {
 
 fn client_samples() -> Vec<ClientMsg> {
     vec![
-        ClientMsg::Login { last_seen: 7 },
+        ClientMsg::Login { last_seen: 7, register: None },
+        ClientMsg::Login { last_seen: 0, register: Some([6; 32]) },
         ClientMsg::Send { client_id: 3, to: "bob".into(), text: "hi ñ".into() },
         ClientMsg::Send { client_id: 4, to: String::new(), text: "all".into() },
         ClientMsg::Ack { up_to: 9 },
@@ -35,8 +36,7 @@ fn client_samples() -> Vec<ClientMsg> {
 
 fn server_samples() -> Vec<ServerMsg> {
     vec![
-        ServerMsg::Welcome { nick: "alice".into(), token: Some([5; 32]), server_time_ms: 1 },
-        ServerMsg::Welcome { nick: "alice".into(), token: None, server_time_ms: 2 },
+        ServerMsg::Welcome { nick: "alice".into(), server_time_ms: 2 },
         ServerMsg::Reject { reason: "taken".into() },
         ServerMsg::Users { last: true, nicks: vec!["a".into(), "b".into()] },
         ServerMsg::Joined { nick: "c".into() },

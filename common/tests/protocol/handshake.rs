@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chat_common::auth::{self, Key, Opener, Sealer};
 use chat_common::frame::{Deadline, read_frame};
-use chat_common::handshake::{ServerSide, client_handshake, server_handshake};
+use chat_common::handshake::{OwnerToken, ServerSide, client_handshake, server_handshake};
 use chat_common::message::Handshake;
 use chat_common::{Error, ProtocolError};
 
@@ -27,7 +27,7 @@ fn pair() -> (TcpStream, TcpStream) {
 fn run(
     client_key: Key,
     server_key: Key,
-    token: Option<[u8; 32]>,
+    token: Option<OwnerToken>,
     verifier: Option<[u8; 32]>,
 ) -> (Result<(Sealer, Opener), Error>, Result<ServerSide, Error>) {
     let (mut client, mut server) = pair();
@@ -59,20 +59,33 @@ fn both_sides_derive_matching_keys() {
 #[test]
 fn owner_token_is_required_and_sufficient() {
     let key = Key([1; 32]);
-    let token = [7u8; 32];
-    let verifier = Some(auth::token_verifier(&token));
-    let (client, server) = run(key.clone(), key.clone(), Some(token), verifier);
-    assert!(client.is_ok() && server.unwrap().registered);
+    let token = OwnerToken { token: [7; 32], accepted: true };
+    let fresh = OwnerToken { token: [7; 32], accepted: false };
+    let other = OwnerToken { token: [8; 32], accepted: true };
+    let verifier = Some(auth::token_verifier(&token.token));
+    for ours in [token, fresh] {
+        let (client, server) = run(key.clone(), key.clone(), Some(ours), verifier);
+        assert!(client.is_ok() && server.unwrap().registered, "{ours:?}");
+    }
 
     let (client, _) = run(key.clone(), key.clone(), None, verifier);
     assert!(matches!(client, Err(Error::NicknameOwned)));
 
-    let (client, server) = run(key.clone(), key.clone(), Some([8; 32]), verifier);
+    let (client, server) = run(key.clone(), key.clone(), Some(other), verifier);
     assert!(matches!(client, Err(Error::Refused(reason)) if reason == "authentication failed"));
     assert!(matches!(server, Err(Error::AuthFailed)));
 
-    let (client, _) = run(key.clone(), key, Some(token), None);
+    // A token we made but never got accepted, refused: someone else's nickname.
+    let (client, _) = run(key.clone(), key.clone(), Some(OwnerToken { accepted: false, ..other }), verifier);
+    assert!(matches!(client, Err(Error::NicknameOwned)));
+
+    // The server forgot a token it accepted: stop rather than re-register.
+    let (client, _) = run(key.clone(), key.clone(), Some(token), None);
     assert!(matches!(client, Err(Error::TokenUnknown)));
+
+    // A token not yet accepted, unregistered on the server: go on and register.
+    let (client, server) = run(key.clone(), key, Some(fresh), None);
+    assert!(client.is_ok() && !server.unwrap().registered);
 }
 
 /// [P-8]
@@ -218,7 +231,8 @@ fn the_key_and_the_token_never_cross_the_wire() {
         sealer.seal(0x27, b"", &mut frame);
         server.write_all(&frame).unwrap();
     });
-    let mut side = client_handshake(&mut client, &key, "alice", Some(&token)).unwrap();
+    let owned = OwnerToken { token, accepted: true };
+    let mut side = client_handshake(&mut client, &key, "alice", Some(&owned)).unwrap();
     let mut frame = Vec::new();
     side.sealer.seal(0x13, b"", &mut frame);
     client.write_all(&frame).unwrap();

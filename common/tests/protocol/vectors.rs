@@ -24,10 +24,14 @@ pub fn compute() -> Vec<(&'static str, String)> {
     let mut login = Vec::new();
     let payload = {
         let mut p = Vec::new();
-        ClientMsg::Login { last_seen: 41 }.encode_payload(&mut p);
+        ClientMsg::Login { last_seen: 41, register: None }.encode_payload(&mut p);
         p
     };
-    Sealer::new(&keys.client_to_server).seal(ClientMsg::Login { last_seen: 41 }.kind(), &payload, &mut login);
+    Sealer::new(&keys.client_to_server).seal(
+        ClientMsg::Login { last_seen: 41, register: None }.kind(),
+        &payload,
+        &mut login,
+    );
 
     let msg = ServerMsg::Msg(ChatMsg {
         id: 42,
@@ -40,7 +44,7 @@ pub fn compute() -> Vec<(&'static str, String)> {
     msg.encode_payload(&mut payload);
     let mut server = Sealer::new(&keys.server_to_client);
     let mut ignored = Vec::new();
-    let welcome = ServerMsg::Welcome { nick: "alice".into(), token: None, server_time_ms: 0 };
+    let welcome = ServerMsg::Welcome { nick: "alice".into(), server_time_ms: 0 };
     let mut welcome_payload = Vec::new();
     welcome.encode_payload(&mut welcome_payload);
     server.seal(welcome.kind(), &welcome_payload, &mut ignored);

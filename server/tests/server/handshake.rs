@@ -14,9 +14,9 @@ fn first_login_registers_and_later_logins_need_the_token() {
     let server = TestServer::start(&[]);
     let (first, token) = server.register("alice");
     drop(first);
-    // P-19: the token is given once; the next login with it gets none.
+    // [P-19] The token registered the nickname; it logs in again.
     let (_, welcome) = TestClient::login(&server, "alice", Some(&token), 0).unwrap();
-    assert!(matches!(welcome, ServerMsg::Welcome { token: None, ref nick, .. } if nick == "alice"));
+    assert!(matches!(welcome, ServerMsg::Welcome { ref nick, .. } if nick == "alice"));
     // P-6: without the token, and case-insensitively, the nickname is someone else's.
     for claim in ["alice", "ALICE"] {
         let result = TestClient::handshake(&server, &server.key, claim, None);
@@ -24,7 +24,7 @@ fn first_login_registers_and_later_logins_need_the_token() {
     }
     // A made-up token fails the proofs; the server logs nickname and peer.
     let result = TestClient::handshake(&server, &server.key, "alice", Some(&[9; 32]));
-    assert!(matches!(result, Err(Error::Refused(ref r)) if r == "authentication failed"), "{:?}", result.err());
+    assert!(matches!(result, Err(Error::NicknameOwned)), "{:?}", result.err());
     server.wait_log(&["handshake failed as \"alice\"", "authentication failed"]);
 }
 
@@ -78,4 +78,33 @@ fn a_second_login_by_the_owner_takes_over_the_first() {
     assert!(old.is_closed_by_server());
     server.wait_log(&["alice", "took over an older connection"]);
     server.wait_log(&["alice", "replaced by a newer login"]);
+}
+
+/// [P-19] A client that never saw its WELCOME logs in with the same token.
+#[test]
+fn a_registration_whose_welcome_was_lost_still_belongs_to_its_token() {
+    let server = TestServer::start_durable(&[]);
+    let token = [0x42; 32];
+    let mut first = TestClient::handshake(&server, &server.key, "alice", Some(&token)).unwrap();
+    assert!(!first.registered);
+    let register = Some(chat_common::auth::token_verifier(&token));
+    first.send(&chat_common::message::ClientMsg::Login { last_seen: 0, register });
+    drop(first);
+    server.wait_log(&["alice", "registered a new nickname"]);
+    let (_, welcome) = TestClient::login(&server, "alice", Some(&token), 0).unwrap();
+    assert!(matches!(welcome, ServerMsg::Welcome { .. }));
+}
+
+/// [P-17] LOGIN carries a verifier exactly when the nickname is unregistered.
+#[test]
+fn login_must_carry_a_verifier_exactly_when_registering() {
+    use chat_common::message::ClientMsg;
+    let server = TestServer::start(&[]);
+    let mut bare = TestClient::handshake(&server, &server.key, "newbie", None).unwrap();
+    bare.send(&ClientMsg::Login { last_seen: 0, register: None });
+    assert!(matches!(bare.recv().unwrap(), ServerMsg::Reject { reason } if reason.contains("must carry a verifier")));
+    let (_, token) = server.register("alice");
+    let mut extra = TestClient::handshake(&server, &server.key, "alice", Some(&token)).unwrap();
+    extra.send(&ClientMsg::Login { last_seen: 0, register: Some([1; 32]) });
+    assert!(matches!(extra.recv().unwrap(), ServerMsg::Reject { reason } if reason.contains("registered nickname")));
 }

@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chat_common::auth::{Key, Opener, Sealer};
+use chat_common::auth::{Key, Opener, Sealer, token_verifier};
+use chat_common::random::random_bytes;
 use chat_common::frame::read_frame;
-use chat_common::handshake::client_handshake;
+use chat_common::handshake::{OwnerToken, client_handshake};
 use chat_common::keyfile::create_key;
 use chat_common::message::{ChatMsg, ClientMsg, ServerMsg};
 use chat_common::{Error, MAX_FRAME_LEN};
@@ -119,11 +120,10 @@ impl TestServer {
 
     /// A client logged in as `nick`, registering it; returns it and its token.
     pub fn register(&self, nick: &str) -> (TestClient, [u8; 32]) {
-        let (client, welcome) = TestClient::login(self, nick, None, 0).unwrap();
-        match welcome {
-            ServerMsg::Welcome { token: Some(token), .. } => (client, token),
-            other => panic!("expected WELCOME with a token, got {other:?}"),
-        }
+        let token = random_bytes::<32>().unwrap();
+        let (client, welcome) = TestClient::login(self, nick, Some(&token), 0).unwrap();
+        assert!(matches!(welcome, ServerMsg::Welcome { .. }), "expected WELCOME, got {welcome:?}");
+        (client, token)
     }
 
     /// Kills the process (like a crash or Ctrl+C).
@@ -179,6 +179,8 @@ pub struct TestClient {
     /// Checks what we receive.
     pub opener: Opener,
     buf: Vec<u8>,
+    /// What the CHALLENGE said.
+    pub registered: bool,
     /// Messages read while looking for another kind, in arrival order.
     skipped: VecDeque<ServerMsg>,
 }
@@ -203,7 +205,9 @@ impl TestClient {
     ) -> Result<TestClient, Error> {
         let mut stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(PATIENCE))?;
-        let side = client_handshake(&mut stream, key, nick, token)?;
+        // Tests pass tokens as not yet accepted, so one call can register.
+        let owned = token.map(|token| OwnerToken { token: *token, accepted: false });
+        let side = client_handshake(&mut stream, key, nick, owned.as_ref())?;
         let reader = BufReader::new(stream.try_clone()?);
         Ok(TestClient {
             stream,
@@ -211,6 +215,7 @@ impl TestClient {
             sealer: side.sealer,
             opener: side.opener,
             buf: Vec::new(),
+            registered: side.registered,
             skipped: VecDeque::new(),
         })
     }
@@ -234,7 +239,13 @@ impl TestClient {
         last_seen: u64,
     ) -> Result<(TestClient, ServerMsg), Error> {
         let mut client = TestClient::handshake_at(addr, key, nick, token)?;
-        client.try_send(&ClientMsg::Login { last_seen })?;
+        // [P-19] Register with our token, or a fresh one, if the server asks.
+        let register = match (client.registered, token) {
+            (true, _) => None,
+            (false, Some(token)) => Some(token_verifier(token)),
+            (false, None) => Some(token_verifier(&random_bytes::<32>()?)),
+        };
+        client.try_send(&ClientMsg::Login { last_seen, register })?;
         let first = client.recv()?;
         Ok((client, first))
     }
