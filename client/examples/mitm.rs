@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run -p chat-client --example mitm -- --listen 127.0.0.1:6666 --to 127.0.0.1:5555 --show --flip 7
 //! ```
-//! Frames are numbered per connection, both directions together, from 1.
+//! Frames are numbered from 1 in the order they pass, both directions and
+//! all connections together, so each attack happens exactly once.
 //! It holds no key: it can read everything (there is no encryption) but
 //! cannot make a tag, which is the whole point.
 #![forbid(unsafe_code)]
@@ -19,6 +20,13 @@ use std::thread;
 
 use chat_common::frame::read_frame;
 use chat_common::message::{ClientMsg, Handshake, ServerMsg};
+
+/// Prints a line, ignoring a closed stdout: the relay must go on.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 const USAGE: &str = "usage: mitm --listen ADDR --to ADDR [--show] [--flip N] [--replay N] [--drop N] [--reflect N]
   --show      print every frame: number, direction, length, sequence, kind, text, tag
@@ -74,10 +82,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("mitm: listening on {listen}, forwarding to {to}");
+    let listening = listener.local_addr().map_or(listen, |addr| addr.to_string());
+    say!("mitm: listening on {listening}, forwarding to {to}");
+    let counter = Arc::new(AtomicU64::new(0));
     for client in listener.incoming().flatten() {
         match TcpStream::connect(&to) {
-            Ok(server) => relay(client, server, options),
+            Ok(server) => relay(client, server, &counter, options),
             Err(err) => eprintln!("mitm: cannot reach {to}: {err}"),
         }
     }
@@ -85,8 +95,7 @@ fn main() -> ExitCode {
 }
 
 /// Starts one pump thread per direction for a client/server pair.
-fn relay(client: TcpStream, server: TcpStream, options: Options) {
-    let counter = Arc::new(AtomicU64::new(0));
+fn relay(client: TcpStream, server: TcpStream, counter: &Arc<AtomicU64>, options: Options) {
     let (Ok(client_out), Ok(server_out)) = (client.try_clone(), server.try_clone()) else { return };
     let client_out = Arc::new(Mutex::new(client_out));
     let server_out = Arc::new(Mutex::new(server_out));
@@ -116,7 +125,7 @@ fn pump(
         let sealed = index_this_way >= 2;
         index_this_way += 1;
         if options.show {
-            println!("#{n} {arrow} {}", describe(&frame, upstream, sealed));
+            say!("#{n} {arrow} {}", describe(&frame, upstream, sealed));
         }
         let write = |to: &Mutex<TcpStream>, bytes: &[u8]| {
             // A poisoned lock only means another pump died; the socket is fine.
@@ -124,19 +133,19 @@ fn pump(
             let _ = stream.write_all(bytes);
         };
         if n == options.drop {
-            println!("#{n} {arrow} DROPPED");
+            say!("#{n} {arrow} DROPPED");
         } else if n == options.reflect {
-            println!("#{n} {arrow} REFLECTED back to its sender");
+            say!("#{n} {arrow} REFLECTED back to its sender");
             write(back, &frame);
         } else if n == options.flip {
             let at = if sealed { frame.len() - 33 } else { frame.len() - 1 };
             frame[at] ^= 0x01;
-            println!("#{n} {arrow} FLIPPED one bit of byte {at}");
+            say!("#{n} {arrow} FLIPPED one bit of byte {at}");
             write(forward, &frame);
         } else {
             write(forward, &frame);
             if n == options.replay {
-                println!("#{n} {arrow} REPLAYED");
+                say!("#{n} {arrow} REPLAYED");
                 write(forward, &frame);
             }
         }

@@ -4,6 +4,7 @@
 //! `fake_server` a server that does not hold the key.
 #![forbid(unsafe_code)]
 
+mod attack_lab;
 mod chaos;
 mod fake_server;
 mod impostor;
