@@ -4,13 +4,11 @@
 //! fltk's channel.
 //!
 //! The parts: `app.rs` (the one message type, the loop, the dialog flow),
-//! `view.rs` (widgets and drawing), `format.rs` (what lines, the status bar
-//! and the title say; unit-tested), `login.rs` (the dialog's values and the
-//! remembered last login).
+//! `view.rs` (widgets and drawing), `format.rs` (what the lines, the status
+//! bar and the title say, and reading the dialog's values; unit-tested).
 
 mod app;
 mod format;
-mod login;
 mod view;
 
 use std::process::{Command, ExitCode};
