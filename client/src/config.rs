@@ -155,6 +155,11 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn docs_flags_md_shows_this_help() {
+        assert!(include_str!("../../docs/FLAGS.md").contains(super::USAGE), "update docs/FLAGS.md from --help");
+    }
+
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Parsed, String> {

@@ -206,6 +206,11 @@ mod tests {
     }
 
     #[test]
+    fn docs_flags_md_shows_this_help() {
+        assert!(include_str!("../../docs/FLAGS.md").contains(HELP), "update docs/FLAGS.md from --help");
+    }
+
+    #[test]
     fn bad_input_is_one_clear_line() {
         assert_eq!(run(&["--nope"]).unwrap_err(), "unknown flag \"--nope\"; see --help");
         assert_eq!(run(&["--port"]).unwrap_err(), "--port: missing value");
