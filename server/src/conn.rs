@@ -161,7 +161,9 @@ impl Conn {
             }
             pending.waiting = true;
             pending = match pending.due {
-                Some(due) => self.wake.wait_timeout(pending, due - now).unwrap_or_else(|poisoned| poisoned.into_inner()).0,
+                Some(due) => {
+                    self.wake.wait_timeout(pending, due - now).unwrap_or_else(|poisoned| poisoned.into_inner()).0
+                }
                 None => self.wake.wait(pending).unwrap_or_else(|poisoned| poisoned.into_inner()),
             };
             pending.waiting = false;

@@ -14,11 +14,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use chat_common::auth::{Key, Opener, Sealer, token_verifier};
-use chat_common::random::random_bytes;
 use chat_common::frame::read_frame;
 use chat_common::handshake::{OwnerToken, client_handshake};
 use chat_common::keyfile::create_key;
 use chat_common::message::{ChatMsg, ClientMsg, ServerMsg};
+use chat_common::random::random_bytes;
 use chat_common::{Error, MAX_FRAME_LEN};
 
 /// How long any single wait in a test may take before it counts as a bug.
