@@ -5,7 +5,7 @@
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A server message encoded once, ready to be sealed for any connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,11 +29,13 @@ impl Outgoing {
 /// connection is closed rather than let the queue grow.
 pub const MAX_CONTROL_QUEUE: usize = 4096;
 
-/// How long a presence frame (JOINED, LEFT) may wait for company. n logins
-/// queue n²/2 of them; sent at once, each would cost a writer wake-up and
-/// a write of its own, and a burst of logins would keep every writer busy.
-/// Someone shown online a tenth of a second late is not noticed.
-pub const PRESENCE_DELAY: Duration = Duration::from_millis(100);
+/// How long presence frames (JOINED, LEFT) may wait before the presence
+/// ticker ([`crate::Shared::release_presence`]) sends them out together.
+/// n logins queue n²/2 of them: one wake-up and one write each would keep
+/// every writer busy (a wake-up costs microseconds), and a burst of logins
+/// would slow itself down. Someone shown online a quarter of a second late
+/// is not noticed.
+pub const PRESENCE_DELAY: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 struct Pending {
@@ -41,8 +43,8 @@ struct Pending {
     control: Vec<Outgoing>,
     /// A frame in `control` must go out now (anything but presence).
     urgent: bool,
-    /// When the oldest presence frame in `control` must go out.
-    due: Option<Instant>,
+    /// The presence ticker came by: presence frames in `control` go out.
+    presence_due: bool,
     /// The user's mailbox may hold something not yet written.
     mail: bool,
     /// Why the connection was closed, once it is; the writer stops.
@@ -90,10 +92,24 @@ impl Conn {
         self.enqueue(out, true)
     }
 
-    /// Queues a presence frame, which the writer sends within
-    /// [`PRESENCE_DELAY`] together with whatever else is queued by then.
+    /// Queues a presence frame without waking the writer: it goes out with
+    /// the next urgent frame or mail, or at the next presence tick.
     pub fn push_presence(&self, out: Outgoing) -> bool {
         self.enqueue(out, false)
+    }
+
+    /// The presence tick: wakes the writer if it has frames queued.
+    pub fn release_presence(&self) {
+        let mut pending = self.lock();
+        if pending.control.is_empty() {
+            return;
+        }
+        pending.presence_due = true;
+        let wake = pending.waiting;
+        drop(pending);
+        if wake {
+            self.wake.notify_one();
+        }
     }
 
     fn enqueue(&self, out: Outgoing, urgent: bool) -> bool {
@@ -105,13 +121,8 @@ impl Conn {
             return false;
         }
         pending.control.push(out);
-        // A sleeping writer with nothing due sleeps without a deadline, so
-        // the first presence frame wakes it to sleep until its deadline.
-        let wake = pending.waiting && (urgent || pending.due.is_none());
         pending.urgent |= urgent;
-        if !urgent && pending.due.is_none() {
-            pending.due = Some(Instant::now() + PRESENCE_DELAY);
-        }
+        let wake = urgent && pending.waiting;
         drop(pending);
         // Notified after unlocking, so the writer does not wake up only to
         // block on the lock we still hold.
@@ -151,25 +162,16 @@ impl Conn {
     /// Blocks until there is work or the connection is closed (`None`).
     pub fn wait(&self) -> Option<Work> {
         let mut pending = self.lock();
-        loop {
-            if pending.closed.is_some() {
-                return None;
-            }
-            let now = Instant::now();
-            if pending.mail || pending.urgent || pending.due.is_some_and(|due| due <= now) {
-                break;
-            }
+        while pending.closed.is_none() && !pending.mail && !pending.urgent && !pending.presence_due {
             pending.waiting = true;
-            pending = match pending.due {
-                Some(due) => {
-                    self.wake.wait_timeout(pending, due - now).unwrap_or_else(|poisoned| poisoned.into_inner()).0
-                }
-                None => self.wake.wait(pending).unwrap_or_else(|poisoned| poisoned.into_inner()),
-            };
+            pending = self.wake.wait(pending).unwrap_or_else(|poisoned| poisoned.into_inner());
             pending.waiting = false;
         }
+        if pending.closed.is_some() {
+            return None;
+        }
         let mail = std::mem::take(&mut pending.mail);
-        (pending.urgent, pending.due) = (false, None);
+        (pending.urgent, pending.presence_due) = (false, false);
         Some(Work { control: std::mem::take(&mut pending.control), mail })
     }
 

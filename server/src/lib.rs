@@ -25,6 +25,7 @@ pub mod writer;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
 
 use chat_common::auth::{self, Key};
 use chat_common::log::{Level, log};
@@ -82,6 +83,15 @@ impl Shared {
             }
         }
     }
+
+    /// Wakes the writers that have JOINED or LEFT frames queued, after
+    /// letting go of the state lock.
+    pub fn release_presence(&self) {
+        let conns = self.state().take_presence();
+        for conn in conns {
+            conn.release_presence();
+        }
+    }
 }
 
 /// A bound, not yet running server.
@@ -124,8 +134,16 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Accepts connections until the process ends.
+    /// Accepts connections until the process ends; a second thread sends
+    /// queued presence frames every [`conn::PRESENCE_DELAY`].
     pub fn run(self) -> io::Result<()> {
+        let shared = self.shared.clone();
+        thread::Builder::new().name("presence".into()).spawn(move || {
+            loop {
+                thread::sleep(conn::PRESENCE_DELAY);
+                shared.release_presence();
+            }
+        })?;
         listener::accept_loop(self.listener, self.shared)
     }
 }

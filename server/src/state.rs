@@ -100,12 +100,21 @@ pub struct State {
     staged: VecDeque<Staged>,
     /// `None` when running with `--memory`.
     journal: Option<Journal>,
+    /// JOINED or LEFT frames were queued since the last presence tick.
+    presence_queued: bool,
 }
 
 impl State {
     /// An empty state whose mailboxes hold at most `mailbox_cap` messages.
     pub fn new(mailbox_cap: usize) -> Self {
-        State { users: HashMap::new(), next_id: 1, mailbox_cap, staged: VecDeque::new(), journal: None }
+        State {
+            users: HashMap::new(),
+            next_id: 1,
+            mailbox_cap,
+            staged: VecDeque::new(),
+            journal: None,
+            presence_queued: false,
+        }
     }
 
     /// Starts journaling every change from now on.
@@ -146,12 +155,22 @@ impl State {
         self.users.values().filter(|user| user.online.is_some()).map(|user| user.nick.clone()).collect()
     }
 
-    fn broadcast(&self, except: &str, out: &Outgoing) {
+    fn broadcast(&mut self, except: &str, out: &Outgoing) {
         for (key, user) in &self.users {
             if let (Some(conn), false) = (&user.online, key == except) {
                 conn.push_presence(out.clone());
             }
         }
+        self.presence_queued = true;
+    }
+
+    /// The connections to release queued presence frames to, if any were
+    /// queued since the last call (see [`crate::conn::PRESENCE_DELAY`]).
+    pub fn take_presence(&mut self) -> Vec<Arc<Conn>> {
+        if !std::mem::take(&mut self.presence_queued) {
+            return Vec::new();
+        }
+        self.users.values().filter_map(|user| user.online.clone()).collect()
     }
 
     /// Logs `nick` in on `conn`. `registered` is what the handshake saw;
