@@ -1,11 +1,13 @@
 //! The handle the shared state keeps for one online connection: a small
-//! queue of control frames, a "mail waiting" flag, and a condition
-//! variable that wakes the connection's writer thread. Pushing to it never
-//! blocks on the network.
+//! queue of control frames, a "mail waiting" flag, and who delivers them —
+//! the writer pool, or a writer thread of the connection's own (see
+//! [`crate::writer`]). Pushing to it never blocks on the network.
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
+
+use crate::writer::{Outbound, Pool};
 
 /// A server message encoded once, ready to be sealed for any connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +39,21 @@ pub const MAX_CONTROL_QUEUE: usize = 4096;
 /// is not noticed.
 pub const PRESENCE_DELAY: Duration = Duration::from_millis(250);
 
+/// Who delivers a connection's frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Delivery {
+    /// Nobody yet (before [`Conn::start`], and in unit tests): work waits.
+    #[default]
+    Off,
+    /// Nothing in hand: new work queues the connection for the pool.
+    Idle,
+    /// In the pool's queue, or being delivered by a pool thread.
+    Pooled,
+    /// A thread of its own delivers (its peer reads slowly); `waiting`
+    /// while that thread sleeps on the condition variable.
+    Own { waiting: bool },
+}
+
 #[derive(Default)]
 struct Pending {
     /// Control frames in order (WELCOME, USERS, SENT, JOINED, ...).
@@ -47,12 +64,23 @@ struct Pending {
     presence_due: bool,
     /// The user's mailbox may hold something not yet written.
     mail: bool,
-    /// Why the connection was closed, once it is; the writer stops.
+    /// Why the connection was closed, once it is; delivery stops.
     closed: Option<String>,
-    /// The writer is asleep on the condition variable. Only then does a
-    /// producer pay for a wake-up (a futex system call); a busy writer
-    /// checks the flags again before it sleeps.
-    waiting: bool,
+    delivery: Delivery,
+    /// Where to queue the connection; set by [`Conn::start`].
+    pool: Option<Arc<Pool>>,
+}
+
+impl Pending {
+    /// Something must be sent now.
+    fn due(&self) -> bool {
+        self.closed.is_none() && (self.mail || self.urgent || self.presence_due)
+    }
+
+    fn take(&mut self) -> Work {
+        (self.urgent, self.presence_due) = (false, false);
+        Work { control: std::mem::take(&mut self.control), mail: std::mem::take(&mut self.mail) }
+    }
 }
 
 /// One online connection, as seen by everyone who may need to wake it.
@@ -60,10 +88,15 @@ pub struct Conn {
     /// Unique per connection, so a stale connection's logout cannot log
     /// out its successor.
     pub id: u64,
-    /// The socket, shared with both threads, to unblock them when closing.
+    /// The socket, shared with the reader and the writer, to unblock both
+    /// when closing.
     stream: Option<Arc<TcpStream>>,
     pending: Mutex<Pending>,
+    /// Wakes the connection's own writer thread, while it has one.
     wake: Condvar,
+    /// The sealer and socket: locked by whoever delivers a round, which
+    /// is one thread at a time, so never contended.
+    outbound: Mutex<Option<Outbound>>,
 }
 
 /// What the writer should send next.
@@ -77,7 +110,8 @@ pub struct Work {
 impl Conn {
     /// A handle for connection `id`; `stream` is `None` in unit tests.
     pub fn new(id: u64, stream: Option<Arc<TcpStream>>) -> Arc<Self> {
-        Arc::new(Conn { id, stream, pending: Mutex::default(), wake: Condvar::new() })
+        let pending = Mutex::default();
+        Arc::new(Conn { id, stream, pending, wake: Condvar::new(), outbound: Mutex::new(None) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Pending> {
@@ -85,34 +119,43 @@ impl Conn {
         self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues a control frame for the writer to send at once. Returns
-    /// false, and closes the connection, if the peer has let
-    /// [`MAX_CONTROL_QUEUE`] frames pile up.
-    pub fn push(&self, out: Outgoing) -> bool {
+    /// Hands the connection to the writer pool once login is done; what
+    /// was queued so far (WELCOME, USERS) goes out first.
+    pub fn start(self: &Arc<Self>, pool: Arc<Pool>, outbound: Outbound) {
+        *self.outbound() = Some(outbound);
+        let mut pending = self.lock();
+        (pending.pool, pending.delivery) = (Some(pool), Delivery::Idle);
+        self.signal(pending);
+    }
+
+    /// The sealer and socket, for the one thread delivering a round.
+    pub fn outbound(&self) -> MutexGuard<'_, Option<Outbound>> {
+        self.outbound.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a control frame to be sent at once. Returns false, and
+    /// closes the connection, if the peer has let [`MAX_CONTROL_QUEUE`]
+    /// frames pile up.
+    pub fn push(self: &Arc<Self>, out: Outgoing) -> bool {
         self.enqueue(out, true)
     }
 
-    /// Queues a presence frame without waking the writer: it goes out with
-    /// the next urgent frame or mail, or at the next presence tick.
-    pub fn push_presence(&self, out: Outgoing) -> bool {
+    /// Queues a presence frame without waking anyone: it goes out with the
+    /// next urgent frame or mail, or at the next presence tick.
+    pub fn push_presence(self: &Arc<Self>, out: Outgoing) -> bool {
         self.enqueue(out, false)
     }
 
-    /// The presence tick: wakes the writer if it has frames queued.
-    pub fn release_presence(&self) {
+    /// The presence tick: gets queued frames sent, if there are any.
+    pub fn release_presence(self: &Arc<Self>) {
         let mut pending = self.lock();
-        if pending.control.is_empty() {
-            return;
-        }
-        pending.presence_due = true;
-        let wake = pending.waiting;
-        drop(pending);
-        if wake {
-            self.wake.notify_one();
+        if !pending.control.is_empty() {
+            pending.presence_due = true;
+            self.signal(pending);
         }
     }
 
-    fn enqueue(&self, out: Outgoing, urgent: bool) -> bool {
+    fn enqueue(self: &Arc<Self>, out: Outgoing, urgent: bool) -> bool {
         let mut pending = self.lock();
         // SECURITY: a peer that does not read cannot make this queue grow without bound.
         if pending.control.len() >= MAX_CONTROL_QUEUE {
@@ -122,30 +165,46 @@ impl Conn {
         }
         pending.control.push(out);
         pending.urgent |= urgent;
-        let wake = urgent && pending.waiting;
-        drop(pending);
-        // Notified after unlocking, so the writer does not wake up only to
-        // block on the lock we still hold.
-        if wake {
-            self.wake.notify_one();
-        }
+        self.signal(pending);
         true
     }
 
     /// Tells the writer that the mailbox has something new. Many messages
-    /// published while the writer is busy cost one wake-up, or none.
-    pub fn mail(&self) {
+    /// published while the connection is queued or being served cost
+    /// nothing more.
+    pub fn mail(self: &Arc<Self>) {
         let mut pending = self.lock();
-        let wake = !pending.mail && pending.waiting;
         pending.mail = true;
-        drop(pending);
-        if wake {
-            self.wake.notify_one();
+        self.signal(pending);
+    }
+
+    /// Gets due work delivered: queues the connection for the pool, or
+    /// wakes its own thread, unless one of them has it in hand already.
+    /// Both happen after unlocking, so nobody wakes up only to block on
+    /// the lock we hold.
+    fn signal(self: &Arc<Self>, mut pending: MutexGuard<'_, Pending>) {
+        if !pending.due() {
+            return;
+        }
+        match pending.delivery {
+            Delivery::Idle => {
+                pending.delivery = Delivery::Pooled;
+                let pool = pending.pool.clone();
+                drop(pending);
+                if let Some(pool) = pool {
+                    pool.schedule(self.clone());
+                }
+            }
+            Delivery::Own { waiting: true } => {
+                drop(pending);
+                self.wake.notify_one();
+            }
+            Delivery::Off | Delivery::Pooled | Delivery::Own { waiting: false } => {}
         }
     }
 
-    /// Ends the connection: the writer stops and blocked reads return.
-    /// The first reason given is the one kept.
+    /// Ends the connection: delivery stops and blocked reads and writes
+    /// return. The first reason given is the one kept.
     pub fn close(&self, reason: &str) {
         self.lock().closed.get_or_insert_with(|| reason.to_string());
         self.wake.notify_one();
@@ -159,20 +218,50 @@ impl Conn {
         self.lock().closed.clone()
     }
 
-    /// Blocks until there is work or the connection is closed (`None`).
-    pub fn wait(&self) -> Option<Work> {
+    /// For a pool thread: takes what is queued, or `None` once closed.
+    pub fn take(&self) -> Option<Work> {
         let mut pending = self.lock();
-        while pending.closed.is_none() && !pending.mail && !pending.urgent && !pending.presence_due {
-            pending.waiting = true;
-            pending = self.wake.wait(pending).unwrap_or_else(|poisoned| poisoned.into_inner());
-            pending.waiting = false;
+        pending.closed.is_none().then(|| pending.take())
+    }
+
+    /// For a pool thread, after a round: back into the pool's queue if
+    /// more came meanwhile, else idle.
+    pub fn round_done(self: &Arc<Self>) {
+        let mut pending = self.lock();
+        if pending.delivery == Delivery::Pooled {
+            pending.delivery = Delivery::Idle;
+            self.signal(pending);
         }
-        if pending.closed.is_some() {
-            return None;
+    }
+
+    /// For a pool thread whose write did not finish in time: from now on
+    /// a thread of the connection's own delivers.
+    pub fn make_own(&self) {
+        self.lock().delivery = Delivery::Own { waiting: false };
+    }
+
+    /// For the connection's own thread: blocks until there is work, and
+    /// returns `None` once closed, or after `linger` with nothing to do
+    /// (the connection goes back to the pool).
+    pub fn wait_own(&self, linger: Duration) -> Option<Work> {
+        let mut pending = self.lock();
+        let mut lingered = false;
+        while !pending.due() {
+            if pending.closed.is_some() {
+                return None;
+            }
+            if lingered {
+                pending.delivery = Delivery::Idle;
+                return None;
+            }
+            pending.delivery = Delivery::Own { waiting: true };
+            let (guard, timeout) =
+                self.wake.wait_timeout(pending, linger).unwrap_or_else(|poisoned| poisoned.into_inner());
+            pending = guard;
+            pending.delivery = Delivery::Own { waiting: false };
+            lingered = timeout.timed_out();
         }
-        let mail = std::mem::take(&mut pending.mail);
-        (pending.urgent, pending.presence_due) = (false, false);
-        Some(Work { control: std::mem::take(&mut pending.control), mail })
+        Some(pending.take())
     }
 
     /// Takes queued control frames without waiting (for tests).

@@ -44,6 +44,8 @@ pub struct Shared {
     state: Mutex<State>,
     /// The journal file; `None` with `--memory`.
     disk: Option<Disk>,
+    /// The writer pool's queue of connections with something to send.
+    pub writers: Arc<writer::Pool>,
 }
 
 impl Shared {
@@ -125,7 +127,7 @@ impl Server {
         let address = format!("{}:{}", config.host, config.port);
         let listener =
             TcpListener::bind(address.as_str()).map_err(|err| format!("cannot listen on {address}: {err}"))?;
-        let shared = Shared { config, key, state: Mutex::new(state), disk };
+        let shared = Shared { config, key, state: Mutex::new(state), disk, writers: Arc::default() };
         Ok(Server { listener, shared: Arc::new(shared) })
     }
 
@@ -134,9 +136,11 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Accepts connections until the process ends; a second thread sends
-    /// queued presence frames every [`conn::PRESENCE_DELAY`].
+    /// Starts the writer pool, and a thread that sends queued presence
+    /// frames every [`conn::PRESENCE_DELAY`], then accepts connections until
+    /// the process ends.
     pub fn run(self) -> io::Result<()> {
+        writer::start_pool(&self.shared)?;
         let shared = self.shared.clone();
         thread::Builder::new().name("presence".into()).spawn(move || {
             loop {

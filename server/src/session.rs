@@ -1,12 +1,11 @@
 //! One connection's life on its own thread: the handshake under one
 //! deadline, LOGIN, then a loop that reads a frame, verifies it, and acts
-//! on it. Replies go through the connection's [`Conn`] queue to its writer
-//! thread, so this thread never writes after login and never blocks others.
+//! on it. Replies go through the connection's [`Conn`] queue to the writer
+//! pool, so this thread never writes after login and never blocks others.
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
 use chat_common::auth::{Opener, Sealer};
@@ -17,10 +16,11 @@ use chat_common::message::{ClientMsg, ServerMsg};
 use chat_common::validate::{validate_nick, validate_text};
 use chat_common::{Error, ProtocolError};
 
+use crate::Shared;
 use crate::conn::{Conn, Outgoing};
-use crate::listener::{Slot, THREAD_STACK};
+use crate::listener::Slot;
 use crate::state::Stored;
-use crate::{Shared, writer};
+use crate::writer::{self, Outbound};
 
 /// Bytes read from the socket at a time. One page: measured, 64 KiB made
 /// no difference to throughput (a read costs little next to a wake-up),
@@ -76,7 +76,7 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
     };
     let timeouts = stream
         .set_read_timeout(Some(shared.config.idle_timeout))
-        .and_then(|()| stream.set_write_timeout(Some(shared.config.write_timeout)));
+        .and_then(|()| stream.set_write_timeout(Some(writer::POOL_WRITE)));
     if let Err(err) = timeouts {
         log(Level::Error, peer, format_args!("cannot set socket timeouts: {err}"));
         return;
@@ -115,23 +115,10 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
     };
     log(Level::Info, &nick, format_args!("logged in from {peer}{how}"));
 
-    let writer = {
-        let (shared, nick, conn) = (shared.clone(), nick.clone(), conn.clone());
-        let stream = stream.clone();
-        thread::Builder::new()
-            .name(format!("write-{id}"))
-            .stack_size(THREAD_STACK)
-            .spawn(move || writer::run(&shared, &nick, &conn, sealer, &stream))
-    };
-    let reason = match &writer {
-        Ok(_) => read_loop(shared, &nick, &conn, &mut reader, &mut opener),
-        Err(err) => format!("cannot start the writer thread: {err}"),
-    };
+    conn.start(shared.writers.clone(), Outbound { nick: nick.clone(), sealer, stream: stream.clone() });
+    let reason = read_loop(shared, &nick, &conn, &mut reader, &mut opener);
     shared.state().logout(&nick, &conn);
     conn.close(&reason);
-    if let Ok(handle) = writer {
-        let _ = handle.join();
-    }
     let reason = conn.closed_because().unwrap_or(reason);
     log(Level::Info, &nick, format_args!("disconnected ({peer}): {reason}"));
 }

@@ -1,100 +1,235 @@
-//! One connection's delivery thread. It sleeps on the connection's
-//! [`Conn`] until there is something to send, copies it out of the shared
-//! state under the lock, releases the lock, seals it into a buffer and
-//! writes it with as few calls as [`WRITE_CHUNK`] allows. A slow reader
-//! blocks only this thread; a write blocked past the write timeout closes
-//! the connection.
+//! Delivery. A small pool of writer threads, one per core, serves every
+//! connection that has something to send: it takes the connection's
+//! control frames and a batch of its mail (copied out under the state
+//! lock), releases the lock, seals them into one buffer and writes it
+//! with one call. A connection is in the pool's queue at most once and is
+//! served by one thread at a time, so its frames stay in order; one with
+//! more mail waiting goes to the back of the queue.
+//!
+//! A write that does not finish within [`POOL_WRITE`] means the peer reads
+//! slowly: the connection gets a thread of its own, which finishes the
+//! write (closing the connection if it stays blocked for the write
+//! timeout) and serves it until it has been idle for [`OWN_LINGER`]. So a
+//! slow reader never holds up the others, and an idle connection costs no
+//! thread: 10,000 connections need 10,000 threads, not 20,000. (Each
+//! thread costs four memory mappings, and Linux allows 65,530 per
+//! process.)
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::TcpStream;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use chat_common::auth::{SEAL_OVERHEAD, Sealer};
+use chat_common::auth::Sealer;
 use chat_common::log::{Level, log};
 use chat_common::message::{ServerMsg, kind};
 
 use crate::Shared;
 use crate::conn::{Conn, Outgoing, Work};
+use crate::listener::THREAD_STACK;
 
-/// Most mailbox messages taken per lock.
+/// Most mailbox messages taken per lock and per write.
 pub const MAIL_BATCH: usize = 512;
 
-/// Bytes sealed before they are written: enough for many frames per system
-/// call, little enough that 10,000 connections do not each hold a large
-/// buffer. A buffer lives for one round of work only, so an idle
-/// connection holds none.
-pub const WRITE_CHUNK: usize = 32 * 1024;
+/// How long a pool thread's write may block (the socket's send timeout)
+/// before the connection is handed to a thread of its own.
+pub const POOL_WRITE: Duration = Duration::from_millis(20);
 
-/// Delivers to `nick` on `stream` until the connection closes.
-pub fn run(shared: &Shared, nick: &str, conn: &Conn, mut sealer: Sealer, stream: &TcpStream) {
-    while let Some(work) = conn.wait() {
-        if let Err(err) = deliver(shared, nick, conn, work, &mut sealer, stream) {
-            let reason = match err.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                    format!("write blocked for {:?}", shared.config.write_timeout)
-                }
-                _ => format!("write failed: {err}"),
-            };
-            conn.close(&reason);
-            return;
+/// How long a connection's own writer thread waits for more work before
+/// handing the connection back to the pool.
+pub const OWN_LINGER: Duration = Duration::from_secs(5);
+
+/// What delivering to one connection needs: kept in its [`Conn`].
+pub struct Outbound {
+    /// The nickname, whose mailbox is delivered.
+    pub nick: String,
+    /// Tags the frames to the client; only the delivering thread uses it.
+    pub sealer: Sealer,
+    /// The socket, shared with the connection's reader.
+    pub stream: Arc<TcpStream>,
+}
+
+/// The queue of connections with something to send.
+#[derive(Default)]
+pub struct Pool {
+    ready: Mutex<Ready>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Ready {
+    conns: VecDeque<Arc<Conn>>,
+    /// Pool threads asleep on `wake`; only then is a wake-up needed.
+    sleeping: usize,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, Ready> {
+        self.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `conn` for a pool thread (see [`Conn::start`], which makes
+    /// sure a connection is queued at most once).
+    pub fn schedule(&self, conn: Arc<Conn>) {
+        let mut ready = self.lock();
+        ready.conns.push_back(conn);
+        let wake = ready.sleeping > 0;
+        drop(ready);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    fn next(&self) -> Arc<Conn> {
+        let mut ready = self.lock();
+        loop {
+            if let Some(conn) = ready.conns.pop_front() {
+                return conn;
+            }
+            ready.sleeping += 1;
+            ready = self.wake.wait(ready).unwrap_or_else(|poisoned| poisoned.into_inner());
+            ready.sleeping -= 1;
         }
     }
 }
 
-/// Seals and writes one round: the control frames, then a batch of mail.
-fn deliver(
-    shared: &Shared,
-    nick: &str,
-    conn: &Conn,
-    work: Work,
-    sealer: &mut Sealer,
-    stream: &TcpStream,
-) -> io::Result<()> {
-    let mut out = Chunks { stream, sealer, buf: Vec::with_capacity(WRITE_CHUNK) };
+/// Starts the pool's threads, one per core (at least two).
+pub fn start_pool(shared: &Arc<Shared>) -> io::Result<()> {
+    let threads = thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    for index in 0..threads {
+        let shared = shared.clone();
+        thread::Builder::new().name(format!("writer-{index}")).stack_size(THREAD_STACK).spawn(move || {
+            // Reused for every round: the pool, not each connection, holds
+            // the buffers.
+            let mut buf = Vec::new();
+            loop {
+                let conn = shared.writers.next();
+                serve_round(&shared, &conn, &mut buf);
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// One round for `conn` on a pool thread.
+fn serve_round(shared: &Arc<Shared>, conn: &Arc<Conn>, buf: &mut Vec<u8>) {
+    let Some(work) = conn.take() else { return };
+    let mut outbound = conn.outbound();
+    // A connection is queued only after `Conn::start` gave it an outbound.
+    let Some(out) = outbound.as_mut() else { return };
+    buf.clear();
+    seal_round(shared, conn, work, out, buf);
+    let written = write_briefly(&out.stream, buf);
+    drop(outbound);
+    match written {
+        Ok(()) => conn.round_done(),
+        Err(Stalled::After(written)) => own_thread(shared, conn, buf[written..].to_vec()),
+        Err(Stalled::Failed(err)) => conn.close(&describe(shared, &err)),
+    }
+}
+
+/// Seals the control frames, then a batch of mail, into `buf`.
+fn seal_round(shared: &Shared, conn: &Arc<Conn>, work: Work, out: &mut Outbound, buf: &mut Vec<u8>) {
     for control in &work.control {
-        out.seal(control.kind, &control.payload)?;
+        out.sealer.seal(control.kind, &control.payload, buf);
     }
-    if work.mail {
-        let mail = shared.state().take_mail(nick, MAIL_BATCH);
-        if mail.dropped > 0 {
-            let limit = shared.config.mailbox;
-            log(Level::Warn, nick, format_args!("mailbox full: {} oldest messages dropped", mail.dropped));
-            let reason = format!(
-                "{} unacknowledged messages were dropped because your mailbox was full (limit {limit})",
-                mail.dropped
-            );
-            let notice = Outgoing::new(&ServerMsg::Error { client_id: 0, reason });
-            out.seal(notice.kind, &notice.payload)?;
-        }
-        for payload in &mail.messages {
-            out.seal(kind::MSG, payload)?;
-        }
-        if mail.more {
-            conn.mail();
-        }
+    if !work.mail {
+        return;
     }
-    out.write()
+    let mail = shared.state().take_mail(&out.nick, MAIL_BATCH);
+    if mail.dropped > 0 {
+        let (nick, limit) = (&out.nick, shared.config.mailbox);
+        log(Level::Warn, nick, format_args!("mailbox full: {} oldest messages dropped", mail.dropped));
+        let reason = format!(
+            "{} unacknowledged messages were dropped because your mailbox was full (limit {limit})",
+            mail.dropped
+        );
+        let notice = Outgoing::new(&ServerMsg::Error { client_id: 0, reason });
+        out.sealer.seal(notice.kind, &notice.payload, buf);
+    }
+    for payload in &mail.messages {
+        out.sealer.seal(kind::MSG, payload, buf);
+    }
+    if mail.more {
+        conn.mail();
+    }
 }
 
-/// Sealed frames on their way to the socket.
-struct Chunks<'a> {
-    stream: &'a TcpStream,
-    sealer: &'a mut Sealer,
-    buf: Vec<u8>,
+/// Why a pool thread's write stopped.
+enum Stalled {
+    /// The send timeout passed after this many bytes: the peer is slow.
+    After(usize),
+    /// The socket failed.
+    Failed(io::Error),
 }
 
-impl Chunks<'_> {
-    /// Seals one frame, first writing what is buffered if it would not fit.
-    fn seal(&mut self, kind: u8, payload: &[u8]) -> io::Result<()> {
-        if !self.buf.is_empty() && self.buf.len() + SEAL_OVERHEAD + payload.len() > WRITE_CHUNK {
-            self.write()?;
+/// Writes `bytes` unless the socket's send timeout ([`POOL_WRITE`]) passes.
+fn write_briefly(mut stream: &TcpStream, bytes: &[u8]) -> Result<(), Stalled> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match stream.write(&bytes[written..]) {
+            Ok(0) => return Err(Stalled::Failed(io::ErrorKind::WriteZero.into())),
+            Ok(n) => written += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if is_timeout(&err) => return Err(Stalled::After(written)),
+            Err(err) => return Err(Stalled::Failed(err)),
         }
-        self.sealer.seal(kind, payload, &mut self.buf);
-        Ok(())
     }
+    Ok(())
+}
 
-    fn write(&mut self) -> io::Result<()> {
-        let written = self.stream.write_all(&self.buf);
-        self.buf.clear();
-        written
+/// Writes `bytes`, retrying after each send timeout until the configured
+/// write timeout has passed.
+fn write_patiently(mut stream: &TcpStream, mut bytes: &[u8], limit: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + limit;
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if is_timeout(&err) && Instant::now() < deadline => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+fn describe(shared: &Shared, err: &io::Error) -> String {
+    if is_timeout(err) {
+        return format!("write blocked for {:?}", shared.config.write_timeout);
+    }
+    format!("write failed: {err}")
+}
+
+/// Moves `conn` to a thread of its own, which first writes `unwritten`.
+fn own_thread(shared: &Arc<Shared>, conn: &Arc<Conn>, unwritten: Vec<u8>) {
+    conn.make_own();
+    let (shared, conn_for_thread) = (shared.clone(), conn.clone());
+    let spawned = thread::Builder::new().name(format!("write-{}", conn.id)).stack_size(THREAD_STACK).spawn(move || {
+        let conn = conn_for_thread;
+        let Some((nick, stream)) = conn.outbound().as_ref().map(|out| (out.nick.clone(), out.stream.clone())) else {
+            return;
+        };
+        log(Level::Info, &nick, format_args!("reads slowly: a writer thread of its own takes over"));
+        let mut buf = unwritten;
+        loop {
+            if let Err(err) = write_patiently(&stream, &buf, shared.config.write_timeout) {
+                return conn.close(&describe(&shared, &err));
+            }
+            let Some(work) = conn.wait_own(OWN_LINGER) else { return };
+            buf.clear();
+            if let Some(out) = conn.outbound().as_mut() {
+                seal_round(&shared, &conn, work, out, &mut buf);
+            }
+        }
+    });
+    if let Err(err) = spawned {
+        conn.close(&format!("cannot start a writer thread for a slow reader: {err}"));
     }
 }

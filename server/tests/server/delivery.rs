@@ -131,3 +131,31 @@ fn a_full_mailbox_drops_the_oldest_and_says_how_many() {
     assert_eq!(texts, ["m4", "m5", "m6", "m7", "m8"]);
     server.wait_log(&["bob", "mailbox full: 3 oldest messages dropped"]);
 }
+
+/// A reader that falls behind gets a writer thread of its own (the pool's
+/// write to it times out); meanwhile the others are served, and once it
+/// reads again it gets every message, in order, once.
+#[test]
+fn a_slow_reader_catches_up_without_holding_up_others() {
+    let server = TestServer::start(&["--mailbox", "20000"]);
+    let (mut slow, _) = server.register("slow");
+    let (mut alice, _) = server.register("alice");
+    let (mut bob, _) = server.register("bob");
+    // 12 MB: more than the socket buffers between the server and `slow`.
+    let (count, text) = (12_000, "s".repeat(1000));
+    for n in 1..=count {
+        alice.say(n, "", &text);
+        if n % 50 == 0 {
+            assert_eq!(sent(&mut alice).0, n - 49);
+            let last = (0..50).map(|_| bob.next_msg().id).last().unwrap();
+            bob.send(&ClientMsg::Ack { up_to: last });
+            for _ in 0..49 {
+                sent(&mut alice);
+            }
+        }
+    }
+    server.wait_log(&["slow", "reads slowly"]);
+    let ids: Vec<u64> = (0..count).map(|_| slow.next_msg().id).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "out of order");
+    assert!(!server.log_text().contains("mailbox full"));
+}
