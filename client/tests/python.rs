@@ -1,0 +1,220 @@
+//! The Python reference client, `examples/python/chat_client.py`, against a
+//! real `chat-server` and a real `chat-client --headless`: it was written
+//! from docs/PROTOCOL.md alone, so these tests show that the specification
+//! is enough to interoperate. Its `--self-test` recomputes PROTOCOL.md's
+//! test vectors; then one message goes each way and both are checked.
+//!
+//! The server binary is found as `tests/e2e/support.rs` finds it. Every
+//! child is killed when its guard drops, and every wait has a deadline, so
+//! a bug fails these tests instead of hanging them. They need `python3`
+//! (standard library only), which CI has; without it they fail and say so.
+#![forbid(unsafe_code)]
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single wait may take before it counts as a bug.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The client under test.
+fn python_client() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/chat_client.py")
+}
+
+/// `python3 chat_client.py`, or a clear failure when there is no `python3`.
+fn python3() -> Command {
+    if Command::new("python3").arg("--version").output().is_err() {
+        panic!("python3 is not installed: these tests run examples/python/chat_client.py (apt-get install python3)");
+    }
+    let mut command = Command::new("python3");
+    command.arg(python_client());
+    command
+}
+
+/// A scratch directory unique to this test process and tag.
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hmac-chat-python-{}-{tag}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The `chat-server` binary, built (a no-op when up to date) into the
+/// target directory we run from, exactly as `tests/e2e/support.rs` does:
+/// a test of one package cannot name another package's binary.
+fn server_binary() -> PathBuf {
+    // <target>/<profile>/deps/python-<hash>
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let binary = profile_dir.join("chat-server");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args(["build", "-q", "-p", "chat-server", "--manifest-path"]);
+    cargo.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"));
+    cargo.arg("--target-dir").arg(profile_dir.parent().unwrap());
+    match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") | None => {}
+        Some(profile) => drop(cargo.args(["--profile", profile])),
+    }
+    let output = cargo.output().unwrap();
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(binary.exists(), "cannot build chat-server:\n{stderr}");
+        eprintln!("warning: building chat-server failed, using the existing binary:\n{stderr}");
+    }
+    binary
+}
+
+/// A running child with its stdout read line by line; killed when dropped.
+struct Running {
+    child: Child,
+    /// `None` once closed: the end of input tells a client to finish.
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Every stdout line so far, for waits and for failure messages.
+    seen: Vec<String>,
+    /// Where its stderr goes, to quote when a wait fails.
+    log: PathBuf,
+}
+
+impl Running {
+    /// Spawns `command` with piped stdin and stdout, and stderr in `log`.
+    fn spawn(mut command: Command, log: PathBuf) -> Running {
+        let stderr = File::create(&log).unwrap();
+        let mut child =
+            command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr).spawn().expect("cannot start a child");
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { stdin: child.stdin.take(), child, lines, seen: Vec::new(), log }
+    }
+
+    /// Types one line.
+    fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").and_then(|()| stdin.flush()).unwrap();
+    }
+
+    /// Waits until a stdout line satisfies `wanted`, at most `PATIENCE`, and returns it.
+    fn expect(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(line) = self.seen.iter().find(|line| wanted(line)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no {what} within {PATIENCE:?}; stdout:\n{}\n{}", self.seen.join("\n"), self.stderr()),
+            }
+        }
+    }
+
+    /// Closes stdin and waits, at most `PATIENCE`, for the child to exit.
+    fn finish(&mut self, what: &str) -> ExitStatus {
+        self.stdin = None;
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{what} did not exit within {PATIENCE:?} after the end of its input\n{}", self.stderr());
+    }
+
+    /// Its stderr so far, labelled, for failure messages; the other
+    /// children's logs are in the same directory.
+    fn stderr(&self) -> String {
+        format!("stderr ({}):\n{}", self.log.display(), fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `chat-server --port 0 --memory` with a new key in `dir`, and
+/// returns it with the port it printed.
+fn start_server(dir: &Path) -> (Running, u16) {
+    let mut command = Command::new(server_binary());
+    command.args(["--host", "127.0.0.1", "--port", "0", "--memory", "--key-file"]).arg(dir.join("chat.key"));
+    let mut server = Running::spawn(command, dir.join("server.log"));
+    let line = server.expect("`listening on` line", |line| line.starts_with("listening on "));
+    let port = line.rsplit_once(':').and_then(|(_, port)| port.parse().ok());
+    (server, port.unwrap_or_else(|| panic!("cannot read a port in {line:?}")))
+}
+
+/// Starts the Python client as `nick`, its stderr in `dir/<log>`; its
+/// token file lands in `dir`, beside the key.
+fn start_python(dir: &Path, port: u16, nick: &str, log: &str) -> Running {
+    let mut command = python3();
+    command.args(["--nick", nick, "--host", "127.0.0.1", "--port", &port.to_string(), "--key-file"]);
+    command.arg(dir.join("chat.key"));
+    Running::spawn(command, dir.join(log))
+}
+
+#[test]
+fn python_client_self_test_matches_the_protocol_test_vectors() {
+    let output = python3().arg("--self-test").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "--self-test failed: {}\n{stdout}{stderr}", output.status);
+    assert!(stdout.contains("test vectors match"), "unexpected --self-test output: {stdout}");
+}
+
+#[test]
+fn python_client_and_rust_client_exchange_one_message_each_way() {
+    let dir = temp_dir("exchange");
+    let (server, port) = start_server(&dir);
+
+    let mut rust = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    rust.args(["--headless", "--nick", "rusty", "--host", "127.0.0.1", "--port", &port.to_string()]);
+    rust.arg("--key-file").arg(dir.join("chat.key")).arg("--state-dir").arg(dir.join("rusty"));
+    rust.args(["--retry-secs", "0.2"]);
+    let mut rust = Running::spawn(rust, dir.join("rusty.log"));
+    rust.expect("`connected` line", |line| line == "connected\trusty");
+
+    let mut python = start_python(&dir, port, "snake", "snake.log");
+    // JOINED reaches rusty after snake's WELCOME, so snake now reads its input.
+    rust.expect("`joined snake` line", |line| line == "joined\tsnake");
+
+    python.say("hello from python");
+    let got =
+        rust.expect("message from snake", |line| line.starts_with("msg\t") && line.ends_with("\thello from python"));
+    let fields: Vec<&str> = got.split('\t').collect();
+    assert_eq!(fields[3..], ["snake", "*", "hello from python"], "as rusty saw it: {got:?}");
+
+    rust.say("hola desde rust");
+    python.expect("message from rusty", |line| line == "rusty: hola desde rust");
+    python.expect("its own echo", |line| line == "snake: hello from python");
+
+    let status = python.finish("the Python client");
+    assert!(status.success(), "the Python client exited with {status}\n{}", python.stderr());
+    let token_file = fs::read_to_string(dir.join("snake.token")).expect("snake.token beside the key");
+    assert!(token_file.contains("accepted=1\n"), "the token file does not record WELCOME: {token_file:?}");
+
+    // A second run logs in with the saved token instead of registering again.
+    let mut again = start_python(&dir, port, "snake", "snake-again.log");
+    again.say("second run");
+    rust.expect("message from the second run", |line| line.ends_with("\tsnake\t*\tsecond run"));
+    let status = again.finish("the Python client's second run");
+    assert!(status.success(), "the second run exited with {status}\n{}", again.stderr());
+
+    // Only a passing test cleans up: a failing one leaves its logs.
+    drop((again, python, rust, server));
+    let _ = fs::remove_dir_all(&dir);
+}
