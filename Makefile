@@ -4,10 +4,11 @@ CARGO ?= cargo
 ARGS ?=
 
 # Debian/Ubuntu packages: the C++ toolchain and X11/OpenGL headers that the
-# FLTK build needs, then Xvfb, xdotool and ImageMagick for the GUI test.
+# FLTK build needs, then Xvfb, xdotool and ImageMagick for the GUI test, and
+# python3 for the Python reference client's test.
 DEB_PACKAGES := cmake g++ make libx11-dev libxext-dev libxft-dev libxinerama-dev \
 	libxcursor-dev libxrender-dev libxfixes-dev libpango1.0-dev libgl1-mesa-dev \
-	libglu1-mesa-dev xvfb xdotool imagemagick
+	libglu1-mesa-dev xvfb xdotool imagemagick python3
 
 .PHONY: help build server client test lint key bench deps ci clean
 
