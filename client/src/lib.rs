@@ -38,7 +38,8 @@
 //! **Invariants:** the library draws nothing and prints nothing; a message
 //! is reported to the UI at most once per id per state directory; an owner
 //! token is made and on disk before the first LOGIN, and its acceptance is
-//! on disk before anything else happens after the WELCOME that confirms it; the shared key and tokens never appear in an event or a log.
+//! on disk before anything else happens after the WELCOME that confirms
+//! it; the shared key and tokens never appear in an event or a log.
 #![forbid(unsafe_code)]
 
 pub mod config;
