@@ -135,6 +135,17 @@ pub fn put_str(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(&text.as_bytes()[..end]);
 }
 
+/// Appends a USERS payload from borrowed names, so that a server can build
+/// one from its whole online list without cloning every name.
+pub fn put_users<'a>(out: &mut Vec<u8>, last: bool, nicks: impl ExactSizeIterator<Item = &'a str>) {
+    out.push(u8::from(last));
+    // Senders chunk the list well below u16::MAX names per frame.
+    out.extend_from_slice(&(nicks.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    for nick in nicks.take(u16::MAX as usize) {
+        put_str(out, nick);
+    }
+}
+
 /// Reads fields off the front of a payload, naming the field that is short.
 pub struct Fields<'a> {
     rest: &'a [u8],
@@ -337,14 +348,7 @@ impl ServerMsg {
                 put_u64(out, *server_time_ms);
             }
             ServerMsg::Reject { reason } => put_str(out, reason),
-            ServerMsg::Users { last, nicks } => {
-                out.push(u8::from(*last));
-                // Senders chunk the list well below u16::MAX names per frame.
-                out.extend_from_slice(&(nicks.len().min(u16::MAX as usize) as u16).to_be_bytes());
-                for nick in nicks.iter().take(u16::MAX as usize) {
-                    put_str(out, nick);
-                }
-            }
+            ServerMsg::Users { last, nicks } => put_users(out, *last, nicks.iter().map(String::as_str)),
             ServerMsg::Joined { nick } | ServerMsg::Left { nick } => put_str(out, nick),
             ServerMsg::Msg(msg) => {
                 put_u64(out, msg.id);

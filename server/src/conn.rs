@@ -1,9 +1,11 @@
 //! The handle the shared state keeps for one online connection: a small
-//! queue of control frames, a "mail waiting" flag, and who delivers them —
-//! the writer pool, or a writer thread of the connection's own (see
-//! [`crate::writer`]). Pushing to it never blocks on the network.
+//! queue of control frames, "mail waiting" and "presence waiting" flags,
+//! and who delivers them — the writer pool, or a writer thread of the
+//! connection's own (see [`crate::writer`]). Pushing to it never blocks on
+//! the network.
 
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -32,9 +34,9 @@ impl Outgoing {
 pub const MAX_CONTROL_QUEUE: usize = 4096;
 
 /// How long presence frames (JOINED, LEFT) may wait before the presence
-/// ticker ([`crate::Shared::release_presence`]) sends them out together.
-/// n logins queue n²/2 of them: one wake-up and one write each would keep
-/// every writer busy (a wake-up costs microseconds), and a burst of logins
+/// ticker ([`crate::Shared::release_presence`]) gets them sent together.
+/// n logins make n²/2 of them: one wake-up and one write each would keep
+/// the writers busy (a wake-up costs microseconds), and a burst of logins
 /// would slow itself down. Someone shown online a quarter of a second late
 /// is not noticed.
 pub const PRESENCE_DELAY: Duration = Duration::from_millis(250);
@@ -58,9 +60,9 @@ enum Delivery {
 struct Pending {
     /// Control frames in order (WELCOME, USERS, SENT, JOINED, ...).
     control: Vec<Outgoing>,
-    /// A frame in `control` must go out now (anything but presence).
+    /// A frame in `control` must go out now.
     urgent: bool,
-    /// The presence ticker came by: presence frames in `control` go out.
+    /// The presence ticker came by: there are presence frames to send.
     presence_due: bool,
     /// The user's mailbox may hold something not yet written.
     mail: bool,
@@ -78,8 +80,9 @@ impl Pending {
     }
 
     fn take(&mut self) -> Work {
-        (self.urgent, self.presence_due) = (false, false);
-        Work { control: std::mem::take(&mut self.control), mail: std::mem::take(&mut self.mail) }
+        self.urgent = false;
+        let presence = std::mem::take(&mut self.presence_due);
+        Work { control: std::mem::take(&mut self.control), mail: std::mem::take(&mut self.mail), presence }
     }
 }
 
@@ -97,6 +100,10 @@ pub struct Conn {
     /// The sealer and socket: locked by whoever delivers a round, which
     /// is one thread at a time, so never contended.
     outbound: Mutex<Option<Outbound>>,
+    /// Number of the first presence entry in the state's shared list
+    /// that this connection has not sent; read and written only under the
+    /// state lock.
+    pub presence_seen: AtomicU64,
 }
 
 /// What the writer should send next.
@@ -105,13 +112,16 @@ pub struct Work {
     pub control: Vec<Outgoing>,
     /// Whether to look in the mailbox.
     pub mail: bool,
+    /// Whether to look for presence frames.
+    pub presence: bool,
 }
 
 impl Conn {
     /// A handle for connection `id`; `stream` is `None` in unit tests.
     pub fn new(id: u64, stream: Option<Arc<TcpStream>>) -> Arc<Self> {
         let pending = Mutex::default();
-        Arc::new(Conn { id, stream, pending, wake: Condvar::new(), outbound: Mutex::new(None) })
+        let (wake, outbound, presence_seen) = (Condvar::new(), Mutex::new(None), AtomicU64::new(0));
+        Arc::new(Conn { id, stream, pending, wake, outbound, presence_seen })
     }
 
     fn lock(&self) -> MutexGuard<'_, Pending> {
@@ -137,25 +147,6 @@ impl Conn {
     /// closes the connection, if the peer has let [`MAX_CONTROL_QUEUE`]
     /// frames pile up.
     pub fn push(self: &Arc<Self>, out: Outgoing) -> bool {
-        self.enqueue(out, true)
-    }
-
-    /// Queues a presence frame without waking anyone: it goes out with the
-    /// next urgent frame or mail, or at the next presence tick.
-    pub fn push_presence(self: &Arc<Self>, out: Outgoing) -> bool {
-        self.enqueue(out, false)
-    }
-
-    /// The presence tick: gets queued frames sent, if there are any.
-    pub fn release_presence(self: &Arc<Self>) {
-        let mut pending = self.lock();
-        if !pending.control.is_empty() {
-            pending.presence_due = true;
-            self.signal(pending);
-        }
-    }
-
-    fn enqueue(self: &Arc<Self>, out: Outgoing, urgent: bool) -> bool {
         let mut pending = self.lock();
         // SECURITY: a peer that does not read cannot make this queue grow without bound.
         if pending.control.len() >= MAX_CONTROL_QUEUE {
@@ -164,9 +155,16 @@ impl Conn {
             return false;
         }
         pending.control.push(out);
-        pending.urgent |= urgent;
+        pending.urgent = true;
         self.signal(pending);
         true
+    }
+
+    /// The presence tick: there are presence frames to send.
+    pub fn release_presence(self: &Arc<Self>) {
+        let mut pending = self.lock();
+        pending.presence_due = true;
+        self.signal(pending);
     }
 
     /// Tells the writer that the mailbox has something new. Many messages

@@ -86,10 +86,10 @@ impl Shared {
         }
     }
 
-    /// Wakes the writers that have JOINED or LEFT frames queued, after
-    /// letting go of the state lock.
+    /// The presence tick: gets JOINED and LEFT frames sent to every
+    /// connection that has some to send (after letting go of the lock).
     pub fn release_presence(&self) {
-        let conns = self.state().take_presence();
+        let conns = self.state().presence_due();
         for conn in conns {
             conn.release_presence();
         }

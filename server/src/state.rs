@@ -11,9 +11,10 @@
 use std::collections::HashMap;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use chat_common::MAX_UNCONFIRMED_SENDS;
-use chat_common::message::{ChatMsg, ServerMsg};
+use chat_common::message::{ChatMsg, ServerMsg, kind, put_users};
 use chat_common::validate::nick_key;
 
 use crate::conn::{Conn, Outgoing};
@@ -72,6 +73,7 @@ pub enum Stored {
 }
 
 /// Messages to deliver and how many were dropped, for one writer round.
+#[derive(Default)]
 pub struct Mail {
     /// Payloads of MSG frames, in id order.
     pub messages: Vec<Arc<[u8]>>,
@@ -100,8 +102,20 @@ pub struct State {
     staged: VecDeque<Staged>,
     /// `None` when running with `--memory`.
     journal: Option<Journal>,
-    /// JOINED or LEFT frames were queued since the last presence tick.
-    presence_queued: bool,
+    /// JOINED and LEFT frames in order, shared by every connection: each
+    /// connection's writer takes what it has not sent yet (the cursor is
+    /// [`Conn::presence_seen`]), so a login or logout costs one entry here
+    /// rather than one queued frame per online user. Trimmed at each
+    /// presence tick to what some connection still has to send.
+    presence: VecDeque<Presence>,
+    /// Number of the entry at the front of `presence`.
+    presence_base: u64,
+}
+
+/// One JOINED or LEFT frame, and whom it is about (who is not told).
+struct Presence {
+    nick: String,
+    out: Outgoing,
 }
 
 impl State {
@@ -113,7 +127,8 @@ impl State {
             mailbox_cap,
             staged: VecDeque::new(),
             journal: None,
-            presence_queued: false,
+            presence: VecDeque::new(),
+            presence_base: 0,
         }
     }
 
@@ -155,22 +170,33 @@ impl State {
         self.users.values().filter(|user| user.online.is_some()).map(|user| user.nick.clone()).collect()
     }
 
-    fn broadcast(&mut self, except: &str, out: &Outgoing) {
-        for (key, user) in &self.users {
-            if let (Some(conn), false) = (&user.online, key == except) {
-                conn.push_presence(out.clone());
-            }
-        }
-        self.presence_queued = true;
+    /// Number of the next presence entry.
+    fn presence_end(&self) -> u64 {
+        self.presence_base + self.presence.len() as u64
     }
 
-    /// The connections to release queued presence frames to, if any were
-    /// queued since the last call (see [`crate::conn::PRESENCE_DELAY`]).
-    pub fn take_presence(&mut self) -> Vec<Arc<Conn>> {
-        if !std::mem::take(&mut self.presence_queued) {
-            return Vec::new();
+    /// The presence frames `conn` (logged in as `nick`) has not sent yet,
+    /// except those about `nick` itself; advances its cursor past them.
+    pub fn take_presence(&self, nick: &str, conn: &Conn) -> Vec<Outgoing> {
+        let from = conn.presence_seen.load(Ordering::Relaxed).max(self.presence_base);
+        let unseen = self.presence.iter().skip((from - self.presence_base) as usize);
+        // Nicknames are ASCII [P-18], so this is the case-insensitive match.
+        let others = unseen.filter(|entry| !entry.nick.eq_ignore_ascii_case(nick));
+        let frames = others.map(|entry| entry.out.clone()).collect();
+        conn.presence_seen.store(self.presence_end(), Ordering::Relaxed);
+        frames
+    }
+
+    /// The presence tick: drops the entries every online connection has
+    /// sent, and returns the connections that have some still to send.
+    pub fn presence_due(&mut self) -> Vec<Arc<Conn>> {
+        let end = self.presence_end();
+        let online = self.users.values().filter_map(|user| user.online.as_ref());
+        let oldest = online.clone().map(|conn| conn.presence_seen.load(Ordering::Relaxed)).min().unwrap_or(end);
+        while self.presence_base < oldest && self.presence.pop_front().is_some() {
+            self.presence_base += 1;
         }
-        self.users.values().filter_map(|user| user.online.clone()).collect()
+        online.filter(|conn| conn.presence_seen.load(Ordering::Relaxed) < end).cloned().collect()
     }
 
     /// Logs `nick` in on `conn`. `registered` is what the handshake saw;
@@ -212,14 +238,21 @@ impl State {
             old.close("replaced by a newer login");
         }
         conn.push(Outgoing::new(&ServerMsg::Welcome { nick: nick.clone(), server_time_ms: now_ms }));
-        let online = self.online();
+        // Encoded from borrowed names: with thousands online, cloning each
+        // name for every login was a good part of a login's cost.
+        let online: Vec<&str> = self.users.values().filter(|u| u.online.is_some()).map(|u| u.nick.as_str()).collect();
         let chunks = online.chunks(USERS_PER_FRAME);
         let count = chunks.len();
         for (index, chunk) in chunks.enumerate() {
-            conn.push(Outgoing::new(&ServerMsg::Users { last: index + 1 == count, nicks: chunk.to_vec() }));
+            let mut payload = Vec::new();
+            put_users(&mut payload, index + 1 == count, chunk.iter().copied());
+            conn.push(Outgoing { kind: kind::USERS, payload: payload.into() });
         }
+        // The USERS list covers everything before this point.
+        conn.presence_seen.store(self.presence_end(), Ordering::Relaxed);
         if replaced.is_none() {
-            self.broadcast(&key, &Outgoing::new(&ServerMsg::Joined { nick: nick.clone() }));
+            let joined = Outgoing::new(&ServerMsg::Joined { nick: nick.clone() });
+            self.presence.push_back(Presence { nick: nick.clone(), out: joined });
         }
         conn.mail();
         Ok(Login { nick, registered_now, replaced })
@@ -233,7 +266,7 @@ impl State {
         if user.online.as_ref().is_some_and(|online| online.id == conn.id) {
             user.online = None;
             let left = Outgoing::new(&ServerMsg::Left { nick: user.nick.clone() });
-            self.broadcast(&key, &left);
+            self.presence.push_back(Presence { nick: user.nick.clone(), out: left });
         }
     }
 
@@ -520,7 +553,23 @@ mod tests {
         assert_eq!(state.online().len(), 2);
         state.logout("a", &new);
         assert_eq!(state.online(), ["w"]);
-        let kinds: Vec<u8> = watcher.drain().iter().map(|o| o.kind).collect();
+        let kinds: Vec<u8> = state.take_presence("w", &watcher).iter().map(|o| o.kind).collect();
         assert_eq!(kinds, [kind::JOINED, kind::LEFT]);
+    }
+
+    #[test]
+    fn presence_is_shared_trimmed_once_sent_and_never_about_oneself() {
+        let mut state = State::new(10);
+        let a = logged_in(&mut state, "a", 1);
+        let b = logged_in(&mut state, "B", 2);
+        let kinds: Vec<u8> = state.take_presence("a", &a).iter().map(|o| o.kind).collect();
+        assert_eq!(kinds, [kind::JOINED], "a hears of B, not of itself");
+        assert!(state.take_presence("B", &b).is_empty(), "B joined after a: in its USERS, not JOINED");
+        assert_eq!(state.presence_due().len(), 0);
+        assert!(state.presence.is_empty(), "everyone has sent everything");
+        state.logout("b", &b);
+        assert_eq!(state.presence_due().len(), 1, "a has a LEFT to send");
+        let kinds: Vec<u8> = state.take_presence("A", &a).iter().map(|o| o.kind).collect();
+        assert_eq!(kinds, [kind::LEFT]);
     }
 }

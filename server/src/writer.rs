@@ -29,6 +29,7 @@ use chat_common::message::{ServerMsg, kind};
 use crate::Shared;
 use crate::conn::{Conn, Outgoing, Work};
 use crate::listener::THREAD_STACK;
+use crate::state::Mail;
 
 /// Most mailbox messages taken per lock and per write.
 pub const MAIL_BATCH: usize = 512;
@@ -130,15 +131,23 @@ fn serve_round(shared: &Arc<Shared>, conn: &Arc<Conn>, buf: &mut Vec<u8>) {
     }
 }
 
-/// Seals the control frames, then a batch of mail, into `buf`.
+/// Seals the control frames, then presence, then a batch of mail, into
+/// `buf`. Presence is taken whenever the state is locked anyway, so a
+/// JOINED goes out no later than mail that follows it.
 fn seal_round(shared: &Shared, conn: &Arc<Conn>, work: Work, out: &mut Outbound, buf: &mut Vec<u8>) {
     for control in &work.control {
         out.sealer.seal(control.kind, &control.payload, buf);
     }
-    if !work.mail {
+    if !work.mail && !work.presence {
         return;
     }
-    let mail = shared.state().take_mail(&out.nick, MAIL_BATCH);
+    let mut state = shared.state();
+    let presence = state.take_presence(&out.nick, conn);
+    let mail = if work.mail { state.take_mail(&out.nick, MAIL_BATCH) } else { Mail::default() };
+    drop(state);
+    for frame in &presence {
+        out.sealer.seal(frame.kind, &frame.payload, buf);
+    }
     if mail.dropped > 0 {
         let (nick, limit) = (&out.nick, shared.config.mailbox);
         log(Level::Warn, nick, format_args!("mailbox full: {} oldest messages dropped", mail.dropped));
