@@ -1,6 +1,6 @@
 # hmac-chat: `make help` lists the targets.
 CARGO ?= cargo
-# Extra arguments for `make server` / `make client`, e.g. ARGS="--port 6000".
+# Extra arguments for `make server` / `make client` / `make bench`, e.g. ARGS="--port 6000".
 ARGS ?=
 
 # Debian/Ubuntu packages: the C++ toolchain and X11/OpenGL headers that the
@@ -36,8 +36,8 @@ key: ## Create chat.key (32 random bytes as hex, mode 0600); never overwrites.
 	@umask 077 && od -An -vtx1 -N32 /dev/urandom | tr -d ' \n' > chat.key && echo >> chat.key
 	@echo "wrote chat.key; give a copy to everyone who may chat, by a safe channel"
 
-bench: ## Benchmarks (not written yet).
-	@echo "make bench: no benchmarks yet" >&2; exit 1
+bench: ## Load-test release builds on 127.0.0.1 (about 2 minutes; ARGS="--quick" for less).
+	@CARGO="$(CARGO)" scripts/bench.sh $(ARGS)
 
 deps: ## Install the Debian/Ubuntu packages above; does nothing when all are present.
 	@missing=$$(for p in $(DEB_PACKAGES); do \
