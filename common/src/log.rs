@@ -3,6 +3,7 @@
 //! should be passed with `{:?}` so control characters come out escaped.
 
 use std::fmt;
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How serious a log line is.
@@ -28,7 +29,11 @@ impl fmt::Display for Level {
 
 /// Writes one line: `2026-11-28T01:58:44.123Z INFO  who event`.
 pub fn log(level: Level, who: impl fmt::Display, event: fmt::Arguments<'_>) {
-    eprintln!("{} {level} {who} {event}", utc_timestamp(SystemTime::now()));
+    // Formatted first, then written whole: stderr is unbuffered, so
+    // formatting into it makes a system call per piece (about fifteen per
+    // line, measured with strace).
+    let line = format!("{} {level} {who} {event}\n", utc_timestamp(SystemTime::now()));
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Milliseconds since the Unix epoch, now.
