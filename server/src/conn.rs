@@ -6,7 +6,7 @@
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use crate::writer::{Outbound, Pool};
@@ -97,6 +97,9 @@ pub struct Conn {
     pending: Mutex<Pending>,
     /// Wakes the connection's own writer thread, while it has one.
     wake: Condvar,
+    /// The nickname's display form, whose mailbox is delivered; set by
+    /// [`Conn::start`].
+    nick: OnceLock<String>,
     /// The sealer and socket: locked by whoever delivers a round, which
     /// is one thread at a time, so never contended.
     outbound: Mutex<Option<Outbound>>,
@@ -120,8 +123,9 @@ impl Conn {
     /// A handle for connection `id`; `stream` is `None` in unit tests.
     pub fn new(id: u64, stream: Option<Arc<TcpStream>>) -> Arc<Self> {
         let pending = Mutex::default();
-        let (wake, outbound, presence_seen) = (Condvar::new(), Mutex::new(None), AtomicU64::new(0));
-        Arc::new(Conn { id, stream, pending, wake, outbound, presence_seen })
+        let (wake, nick, outbound, presence_seen) =
+            (Condvar::new(), OnceLock::new(), Mutex::new(None), AtomicU64::new(0));
+        Arc::new(Conn { id, stream, pending, wake, nick, outbound, presence_seen })
     }
 
     fn lock(&self) -> MutexGuard<'_, Pending> {
@@ -129,13 +133,19 @@ impl Conn {
         self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Hands the connection to the writer pool once login is done; what
-    /// was queued so far (WELCOME, USERS) goes out first.
-    pub fn start(self: &Arc<Self>, pool: Arc<Pool>, outbound: Outbound) {
+    /// Hands the connection to the writer pool once `nick` has logged in;
+    /// what was queued so far (WELCOME, USERS) goes out first.
+    pub fn start(self: &Arc<Self>, pool: Arc<Pool>, nick: String, outbound: Outbound) {
+        let _ = self.nick.set(nick);
         *self.outbound() = Some(outbound);
         let mut pending = self.lock();
         (pending.pool, pending.delivery) = (Some(pool), Delivery::Idle);
         self.signal(pending);
+    }
+
+    /// The nickname this connection delivers to (empty before login).
+    pub fn nick(&self) -> &str {
+        self.nick.get().map_or("", String::as_str)
     }
 
     /// The sealer and socket, for the one thread delivering a round.

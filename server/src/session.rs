@@ -115,7 +115,7 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
     };
     log(Level::Info, &nick, format_args!("logged in from {peer}{how}"));
 
-    conn.start(shared.writers.clone(), Outbound { nick: nick.clone(), sealer, stream: stream.clone() });
+    conn.start(shared.writers.clone(), nick.clone(), Outbound { sealer, stream: stream.clone() });
     let reason = read_loop(shared, &nick, &conn, &mut reader, &mut opener);
     shared.state().logout(&nick, &conn);
     conn.close(&reason);

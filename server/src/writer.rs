@@ -44,8 +44,6 @@ pub const OWN_LINGER: Duration = Duration::from_secs(5);
 
 /// What delivering to one connection needs: kept in its [`Conn`].
 pub struct Outbound {
-    /// The nickname, whose mailbox is delivered.
-    pub nick: String,
     /// Tags the frames to the client; only the delivering thread uses it.
     pub sealer: Sealer,
     /// The socket, shared with the connection's reader.
@@ -117,11 +115,12 @@ pub fn start_pool(shared: &Arc<Shared>) -> io::Result<()> {
 /// One round for `conn` on a pool thread.
 fn serve_round(shared: &Arc<Shared>, conn: &Arc<Conn>, buf: &mut Vec<u8>) {
     let Some(work) = conn.take() else { return };
+    let round = collect(shared, conn, work);
     let mut outbound = conn.outbound();
     // A connection is queued only after `Conn::start` gave it an outbound.
     let Some(out) = outbound.as_mut() else { return };
     buf.clear();
-    seal_round(shared, conn, work, out, buf);
+    round.seal(shared, conn.nick(), &mut out.sealer, buf);
     let written = write_briefly(&out.stream, buf);
     drop(outbound);
     match written {
@@ -131,38 +130,49 @@ fn serve_round(shared: &Arc<Shared>, conn: &Arc<Conn>, buf: &mut Vec<u8>) {
     }
 }
 
-/// Seals the control frames, then presence, then a batch of mail, into
-/// `buf`. Presence is taken whenever the state is locked anyway, so a
-/// JOINED goes out no later than mail that follows it.
-fn seal_round(shared: &Shared, conn: &Arc<Conn>, work: Work, out: &mut Outbound, buf: &mut Vec<u8>) {
-    for control in &work.control {
-        out.sealer.seal(control.kind, &control.payload, buf);
-    }
-    if !work.mail && !work.presence {
-        return;
-    }
-    let mut state = shared.state();
-    let presence = state.take_presence(&out.nick, conn);
-    let mail = if work.mail { state.take_mail(&out.nick, MAIL_BATCH) } else { Mail::default() };
-    drop(state);
-    for frame in &presence {
-        out.sealer.seal(frame.kind, &frame.payload, buf);
-    }
-    if mail.dropped > 0 {
-        let (nick, limit) = (&out.nick, shared.config.mailbox);
-        log(Level::Warn, nick, format_args!("mailbox full: {} oldest messages dropped", mail.dropped));
-        let reason = format!(
-            "{} unacknowledged messages were dropped because your mailbox was full (limit {limit})",
-            mail.dropped
-        );
-        let notice = Outgoing::new(&ServerMsg::Error { client_id: 0, reason });
-        out.sealer.seal(notice.kind, &notice.payload, buf);
-    }
-    for payload in &mail.messages {
-        out.sealer.seal(kind::MSG, payload, buf);
+/// What one round sends, copied out of the connection and the state.
+struct Round {
+    work: Work,
+    presence: Vec<Outgoing>,
+    mail: Mail,
+}
+
+/// Takes presence and a batch of mail for `conn` from the state, holding
+/// none of the connection's locks (the lock order is state, then conn).
+/// Presence is taken whenever the state is locked anyway, so a JOINED
+/// goes out no later than mail that follows it.
+fn collect(shared: &Shared, conn: &Arc<Conn>, work: Work) -> Round {
+    let (mut presence, mut mail) = (Vec::new(), Mail::default());
+    if work.mail || work.presence {
+        let mut state = shared.state();
+        presence = state.take_presence(conn.nick(), conn);
+        if work.mail {
+            mail = state.take_mail(conn.nick(), MAIL_BATCH);
+        }
     }
     if mail.more {
         conn.mail();
+    }
+    Round { work, presence, mail }
+}
+
+impl Round {
+    /// Seals the control frames, then presence, then mail, into `buf`.
+    fn seal(self, shared: &Shared, nick: &str, sealer: &mut Sealer, buf: &mut Vec<u8>) {
+        for out in self.work.control.iter().chain(&self.presence) {
+            sealer.seal(out.kind, &out.payload, buf);
+        }
+        if self.mail.dropped > 0 {
+            let (dropped, limit) = (self.mail.dropped, shared.config.mailbox);
+            log(Level::Warn, nick, format_args!("mailbox full: {dropped} oldest messages dropped"));
+            let reason =
+                format!("{dropped} unacknowledged messages were dropped because your mailbox was full (limit {limit})");
+            let notice = Outgoing::new(&ServerMsg::Error { client_id: 0, reason });
+            sealer.seal(notice.kind, &notice.payload, buf);
+        }
+        for payload in &self.mail.messages {
+            sealer.seal(kind::MSG, payload, buf);
+        }
     }
 }
 
@@ -222,19 +232,18 @@ fn own_thread(shared: &Arc<Shared>, conn: &Arc<Conn>, unwritten: Vec<u8>) {
     let (shared, conn_for_thread) = (shared.clone(), conn.clone());
     let spawned = thread::Builder::new().name(format!("write-{}", conn.id)).stack_size(THREAD_STACK).spawn(move || {
         let conn = conn_for_thread;
-        let Some((nick, stream)) = conn.outbound().as_ref().map(|out| (out.nick.clone(), out.stream.clone())) else {
-            return;
-        };
-        log(Level::Info, &nick, format_args!("reads slowly: a writer thread of its own takes over"));
+        let Some(stream) = conn.outbound().as_ref().map(|out| out.stream.clone()) else { return };
+        log(Level::Info, conn.nick(), format_args!("reads slowly: a writer thread of its own takes over"));
         let mut buf = unwritten;
         loop {
             if let Err(err) = write_patiently(&stream, &buf, shared.config.write_timeout) {
                 return conn.close(&describe(&shared, &err));
             }
             let Some(work) = conn.wait_own(OWN_LINGER) else { return };
+            let round = collect(&shared, &conn, work);
             buf.clear();
             if let Some(out) = conn.outbound().as_mut() {
-                seal_round(&shared, &conn, work, out, &mut buf);
+                round.seal(&shared, conn.nick(), &mut out.sealer, &mut buf);
             }
         }
     });
