@@ -40,7 +40,7 @@ use chat_common::keyfile::load_key;
 use chat_common::message::{ClientMsg, Fields, kind, put_str, put_u64};
 use chat_common::random::random_bytes;
 
-const USAGE: &str = "usage: loadgen --server PATH --work-dir DIR [--quick] [--only LIST] [--deliveries N]
+const USAGE: &str = "usage: loadgen --server PATH --work-dir DIR [OPTIONS]
   --server PATH     the chat-server binary to start for each run
   --work-dir DIR    an empty directory for keys, journals and server logs
   --quick           about a tenth of the load, for a smoke test
@@ -1141,6 +1141,10 @@ fn run(options: &Options) -> Res<()> {
 
 fn main() -> ExitCode {
     now_us();
+    if std::env::args().any(|arg| arg == "-h" || arg == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let options = match parse_options() {
         Ok(options) => options,
         Err(message) => {
