@@ -9,14 +9,20 @@
 #![cfg(feature = "gui")]
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
+
+// Shared with the end-to-end tests; not every helper there is used here.
+#[allow(dead_code)]
+#[path = "e2e/support.rs"]
+mod support;
+
+use support::{TestServer, line_channel, temp_dir};
 
 /// The longest any single wait may take before it counts as a bug.
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -55,75 +61,6 @@ fn spawn(command: &mut Command, program: &str) -> Reaper {
         Ok(child) => Reaper(child),
         Err(err) if err.kind() == ErrorKind::NotFound => panic!("{program} not found; run 'make deps'"),
         Err(err) => panic!("cannot start {program}: {err}"),
-    }
-}
-
-/// Sends the lines a child writes to a channel, from a thread.
-fn line_channel(output: impl Read + Send + 'static) -> Receiver<String> {
-    let (sender, lines) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(output).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    lines
-}
-
-/// A scratch directory unique to this test process and call.
-fn temp_dir(tag: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("hmac-chat-gui-{}-{tag}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The `chat-server` binary of this workspace, built once per run (a no-op
-/// when up to date) into the target directory this test runs from.
-fn server_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // <target>/<profile>/deps/gui-<hash>
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        let binary = profile_dir.join("chat-server");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "-q", "-p", "chat-server", "--manifest-path"]);
-        cargo.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"));
-        cargo.arg("--target-dir").arg(profile_dir.parent().unwrap());
-        match profile_dir.file_name().and_then(|name| name.to_str()) {
-            Some("debug") | None => {}
-            Some(profile) => drop(cargo.args(["--profile", profile])),
-        }
-        let output = cargo.output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success() || binary.exists(), "cannot build chat-server:\n{stderr}");
-        binary
-    })
-}
-
-/// A `chat-server --memory` on a free port, with a new key.
-struct Server {
-    _child: Reaper,
-    port: u16,
-    key_file: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let key_file = dir.join("chat.key");
-        let mut command = Command::new(server_binary());
-        command.args(["--port", "0", "--memory", "--key-file"]).arg(&key_file);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(File::create(dir.join("server.log")).unwrap());
-        let mut child = spawn(&mut command, "chat-server");
-        let lines = line_channel(child.0.stdout.take().unwrap());
-        let line = lines.recv_timeout(PATIENCE).expect("the server did not say where it listens");
-        let port = line.rsplit_once(':').and_then(|(_, port)| port.parse().ok());
-        let port = port.unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"));
-        Server { _child: child, port, key_file }
     }
 }
 
@@ -183,10 +120,10 @@ struct Headless {
 }
 
 impl Headless {
-    fn start(server: &Server, nick: &str, dir: &Path) -> Headless {
+    fn start(server: &TestServer, nick: &str, dir: &Path) -> Headless {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chat-client"));
         command.args(["--headless", "--nick", nick, "--port", &server.port.to_string(), "--retry-secs", "0.2"]);
-        command.arg("--key-file").arg(&server.key_file).arg("--state-dir").arg(dir.join(nick));
+        command.arg("--key-file").arg(server.key_file()).arg("--state-dir").arg(dir.join(nick));
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = spawn(&mut command, "chat-client --headless");
         let stdin = child.0.stdin.take().unwrap();
@@ -220,12 +157,12 @@ struct Window {
 
 impl Window {
     /// Starts the window on `display`; `args` adds flags such as `--nick`.
-    fn start(display: &Display, server: &Server, state_dir: &Path, args: &[&str]) -> Window {
+    fn start(display: &Display, server: &TestServer, state_dir: &Path, args: &[&str]) -> Window {
         fs::create_dir_all(state_dir).unwrap();
         let (event_log, stderr) = (state_dir.join("events.log"), state_dir.join("stderr.log"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_chat-client"));
         command.args(args).args(["--port", &server.port.to_string(), "--retry-secs", "0.2"]);
-        command.arg("--key-file").arg(&server.key_file).arg("--state-dir").arg(state_dir);
+        command.arg("--key-file").arg(server.key_file()).arg("--state-dir").arg(state_dir);
         command.arg("--event-log").arg(&event_log).env("DISPLAY", &display.name);
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(File::create(&stderr).unwrap());
         Window { child: spawn(&mut command, "chat-client"), event_log, stderr }
@@ -256,7 +193,7 @@ impl Window {
 fn typed_lines_reach_others_and_their_messages_appear_in_the_window() {
     let _turn = DISPLAY_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = temp_dir("chat");
-    let server = Server::start(&dir);
+    let server = TestServer::start();
     let display = Display::open();
     let mut bob = Headless::start(&server, "bob", &dir);
     bob.expect("connected\tbob", "");
@@ -285,7 +222,7 @@ fn typed_lines_reach_others_and_their_messages_appear_in_the_window() {
 fn a_rejected_nickname_is_asked_for_again_and_the_dialog_remembers_the_last_one() {
     let _turn = DISPLAY_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = temp_dir("dialog");
-    let server = Server::start(&dir);
+    let server = TestServer::start();
     let display = Display::open();
     let mut bob = Headless::start(&server, "bob", &dir);
     bob.expect("connected\tbob", "");
