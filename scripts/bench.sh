@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: builds release binaries, then runs the load generator
-# (client/examples/loadgen.rs), which starts a fresh chat-server on an
+# (client/examples/loadgen/), which starts a fresh chat-server on an
 # ephemeral 127.0.0.1 port for each scenario run, with a temporary key and
 # data directory, and stops it afterwards. Prints one JSON line per run and
 # a table; arguments are passed to the load generator (try --quick).
