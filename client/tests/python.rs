@@ -4,7 +4,7 @@
 //! is enough to interoperate. Its `--self-test` recomputes PROTOCOL.md's
 //! test vectors; then one message goes each way and both are checked.
 //!
-//! The server binary is found as `tests/e2e/support.rs` finds it. Every
+//! The server and scratch directories come from `tests/e2e/support.rs`. Every
 //! child is killed when its guard drops, and every wait has a deadline, so
 //! a bug fails these tests instead of hanging them. They need `python3`
 //! (standard library only), which CI has; without it they fail and say so.
@@ -18,8 +18,12 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long any single wait may take before it counts as a bug.
-const PATIENCE: Duration = Duration::from_secs(30);
+// Shared with the end-to-end tests; not every helper there is used here.
+#[allow(dead_code)]
+#[path = "e2e/support.rs"]
+mod support;
+
+use support::{PATIENCE, TestServer};
 
 /// The client under test.
 fn python_client() -> PathBuf {
@@ -34,39 +38,6 @@ fn python3() -> Command {
     let mut command = Command::new("python3");
     command.arg(python_client());
     command
-}
-
-/// A scratch directory unique to this test process and tag.
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hmac-chat-python-{}-{tag}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The `chat-server` binary, built (a no-op when up to date) into the
-/// target directory we run from, exactly as `tests/e2e/support.rs` does:
-/// a test of one package cannot name another package's binary.
-fn server_binary() -> PathBuf {
-    // <target>/<profile>/deps/python-<hash>
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let binary = profile_dir.join("chat-server");
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo.args(["build", "-q", "-p", "chat-server", "--manifest-path"]);
-    cargo.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"));
-    cargo.arg("--target-dir").arg(profile_dir.parent().unwrap());
-    match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") | None => {}
-        Some(profile) => drop(cargo.args(["--profile", profile])),
-    }
-    let output = cargo.output().unwrap();
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(binary.exists(), "cannot build chat-server:\n{stderr}");
-        eprintln!("warning: building chat-server failed, using the existing binary:\n{stderr}");
-    }
-    binary
 }
 
 /// A running child with its stdout read line by line; killed when dropped.
@@ -147,17 +118,6 @@ impl Drop for Running {
     }
 }
 
-/// Starts `chat-server --port 0 --memory` with a new key in `dir`, and
-/// returns it with the port it printed.
-fn start_server(dir: &Path) -> (Running, u16) {
-    let mut command = Command::new(server_binary());
-    command.args(["--host", "127.0.0.1", "--port", "0", "--memory", "--key-file"]).arg(dir.join("chat.key"));
-    let mut server = Running::spawn(command, dir.join("server.log"));
-    let line = server.expect("`listening on` line", |line| line.starts_with("listening on "));
-    let port = line.rsplit_once(':').and_then(|(_, port)| port.parse().ok());
-    (server, port.unwrap_or_else(|| panic!("cannot read a port in {line:?}")))
-}
-
 /// Starts the Python client as `nick`, its stderr in `dir/<log>`; its
 /// token file lands in `dir`, beside the key.
 fn start_python(dir: &Path, port: u16, nick: &str, log: &str) -> Running {
@@ -178,8 +138,8 @@ fn python_client_self_test_matches_the_protocol_test_vectors() {
 
 #[test]
 fn python_client_and_rust_client_exchange_one_message_each_way() {
-    let dir = temp_dir("exchange");
-    let (server, port) = start_server(&dir);
+    let server = TestServer::start();
+    let (dir, port) = (server.dir.clone(), server.port);
 
     let mut rust = Command::new(env!("CARGO_BIN_EXE_chat-client"));
     rust.args(["--headless", "--nick", "rusty", "--host", "127.0.0.1", "--port", &port.to_string()]);

@@ -1,7 +1,9 @@
 //! Test support: a real `chat-server` process and real `chat-client
 //! --headless` processes, each in scratch directories unique to the test,
 //! killed when dropped so a failing test leaves nothing running. Every wait
-//! has a deadline, so a bug fails a test instead of hanging it.
+//! has a deadline, so a bug fails a test instead of hanging it. The GUI
+//! and Python tests include this file too (`#[path]`), so it is the one
+//! place that finds the server binary.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
@@ -34,7 +36,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 /// The `chat-server` binary of this workspace, built once per test run
 /// (a no-op when it is up to date) into the target directory we run from.
-fn server_binary() -> &'static Path {
+pub fn server_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         // <target>/<profile>/deps/e2e-<hash>
@@ -82,7 +84,7 @@ fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
 }
 
 /// Sends the lines of a child's stdout to a channel, from a thread.
-fn line_channel(stdout: impl std::io::Read + Send + 'static) -> Receiver<String> {
+pub fn line_channel(stdout: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (sender, lines) = mpsc::channel();
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
