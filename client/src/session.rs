@@ -160,8 +160,8 @@ impl Session {
                     actions.events.push(Event::Users(mem::take(&mut self.users)));
                 }
             }
-            ServerMsg::Joined { nick } => actions.events.push(Event::Joined(nick)),
-            ServerMsg::Left { nick } => actions.events.push(Event::Left(nick)),
+            ServerMsg::Joined { nicks } => actions.events.extend(nicks.into_iter().map(Event::Joined)),
+            ServerMsg::Left { nicks } => actions.events.extend(nicks.into_iter().map(Event::Left)),
             // Redelivered after a reconnect [P-24], or already seen in an earlier run.
             ServerMsg::Msg(msg) if msg.id <= self.last_seen => {}
             ServerMsg::Msg(msg) => {
@@ -254,6 +254,15 @@ mod tests {
         session.on_linked(None, &mut actions);
         session.on_server(welcome(), &mut actions).unwrap();
         assert!(!actions.token_accepted);
+    }
+
+    #[test]
+    fn a_presence_frame_naming_several_users_is_one_event_each_in_order() {
+        let (mut session, _) = logged_in(Outbox::default(), 0);
+        let mut actions = Actions::default();
+        session.on_server(ServerMsg::Joined { nicks: vec!["b".into(), "c".into()] }, &mut actions).unwrap();
+        session.on_server(ServerMsg::Left { nicks: vec!["b".into()] }, &mut actions).unwrap();
+        assert_eq!(actions.events, [Event::Joined("b".into()), Event::Joined("c".into()), Event::Left("b".into())]);
     }
 
     #[test]

@@ -36,9 +36,9 @@ pub mod kind {
     pub const REJECT: u8 = 0x21;
     /// Server → client: part of the list of online users.
     pub const USERS: u8 = 0x22;
-    /// Server → client: a user came online.
+    /// Server → client: users came online.
     pub const JOINED: u8 = 0x23;
-    /// Server → client: a user went offline.
+    /// Server → client: users went offline.
     pub const LEFT: u8 = 0x24;
     /// Server → client: a chat message.
     pub const MSG: u8 = 0x25;
@@ -104,10 +104,10 @@ pub enum ServerMsg {
     Reject { reason: String },
     /// A chunk of the online list; `last` marks the final chunk.
     Users { last: bool, nicks: Vec<String> },
-    /// A user came online.
-    Joined { nick: String },
-    /// A user went offline.
-    Left { nick: String },
+    /// Users came online, in order (a server may gather several).
+    Joined { nicks: Vec<String> },
+    /// Users went offline, in order.
+    Left { nicks: Vec<String> },
     /// A chat message.
     Msg(ChatMsg),
     /// The SEND with `client_id` is stored as message `id`.
@@ -139,6 +139,12 @@ pub fn put_str(out: &mut Vec<u8>, text: &str) {
 /// one from its whole online list without cloning every name.
 pub fn put_users<'a>(out: &mut Vec<u8>, last: bool, nicks: impl ExactSizeIterator<Item = &'a str>) {
     out.push(u8::from(last));
+    put_nicks(out, nicks);
+}
+
+/// Appends a list of nicknames: a `u16` count, then each as a string (the
+/// payload of JOINED and LEFT, and the rest of USERS).
+pub fn put_nicks<'a>(out: &mut Vec<u8>, nicks: impl ExactSizeIterator<Item = &'a str>) {
     // Senders chunk the list well below u16::MAX names per frame.
     out.extend_from_slice(&(nicks.len().min(u16::MAX as usize) as u16).to_be_bytes());
     for nick in nicks.take(u16::MAX as usize) {
@@ -206,6 +212,13 @@ impl<'a> Fields<'a> {
             Ok(text) => Ok(text.to_owned()),
             Err(_) => Err(ProtocolError::InvalidUtf8 { field }),
         }
+    }
+
+    /// A `u16` count and that many strings. No pre-allocation from the
+    /// count: each name must actually be present.
+    pub fn nicks(&mut self) -> Result<Vec<String>, ProtocolError> {
+        let count = self.u16("count")?;
+        (0..count).map(|_| self.string("nicks")).collect()
     }
 
     /// Succeeds only if nothing is left.
@@ -349,7 +362,7 @@ impl ServerMsg {
             }
             ServerMsg::Reject { reason } => put_str(out, reason),
             ServerMsg::Users { last, nicks } => put_users(out, *last, nicks.iter().map(String::as_str)),
-            ServerMsg::Joined { nick } | ServerMsg::Left { nick } => put_str(out, nick),
+            ServerMsg::Joined { nicks } | ServerMsg::Left { nicks } => put_nicks(out, nicks.iter().map(String::as_str)),
             ServerMsg::Msg(msg) => {
                 put_u64(out, msg.id);
                 put_u64(out, msg.time_ms);
@@ -377,18 +390,9 @@ impl ServerMsg {
                 ServerMsg::Welcome { nick: fields.string("nick")?, server_time_ms: fields.u64("server_time_ms")? }
             }
             kind::REJECT => ServerMsg::Reject { reason: fields.string("reason")? },
-            kind::USERS => {
-                let last = fields.flag("last")?;
-                let count = fields.u16("count")?;
-                // No pre-allocation from the count: each name must be present.
-                let mut nicks = Vec::new();
-                for _ in 0..count {
-                    nicks.push(fields.string("nicks")?);
-                }
-                ServerMsg::Users { last, nicks }
-            }
-            kind::JOINED => ServerMsg::Joined { nick: fields.string("nick")? },
-            kind::LEFT => ServerMsg::Left { nick: fields.string("nick")? },
+            kind::USERS => ServerMsg::Users { last: fields.flag("last")?, nicks: fields.nicks()? },
+            kind::JOINED => ServerMsg::Joined { nicks: fields.nicks()? },
+            kind::LEFT => ServerMsg::Left { nicks: fields.nicks()? },
             kind::MSG => ServerMsg::Msg(ChatMsg {
                 id: fields.u64("id")?,
                 time_ms: fields.u64("time_ms")?,

@@ -24,7 +24,7 @@ HELLO, CHALLENGE, PROOF, ACCEPT, FAIL = 0x01, 0x02, 0x03, 0x04, 0x05
 LOGIN, SEND, ACK, PING = 0x10, 0x11, 0x12, 0x13
 WELCOME, REJECT, USERS, JOINED, LEFT, MSG, SENT, PONG, ERROR = range(0x20, 0x29)
 # The fields of each server message: Q u64, ? flag, s string, S u16 count of strings.
-LAYOUTS = {WELCOME: "sQ", REJECT: "s", USERS: "?S", JOINED: "s", LEFT: "s",
+LAYOUTS = {WELCOME: "sQ", REJECT: "s", USERS: "?S", JOINED: "S", LEFT: "S",
            MSG: "QQsss", SENT: "QQ", PONG: "", ERROR: "Qs"}
 
 

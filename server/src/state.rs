@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chat_common::MAX_UNCONFIRMED_SENDS;
-use chat_common::message::{ChatMsg, ServerMsg, kind, put_users};
+use chat_common::message::{ChatMsg, ServerMsg, kind, put_nicks, put_users};
 use chat_common::validate::nick_key;
 
 use crate::conn::{Conn, Outgoing};
@@ -102,20 +102,21 @@ pub struct State {
     staged: VecDeque<Staged>,
     /// `None` when running with `--memory`.
     journal: Option<Journal>,
-    /// JOINED and LEFT frames in order, shared by every connection: each
+    /// Logins and logouts in order, shared by every connection: each
     /// connection's writer takes what it has not sent yet (the cursor is
-    /// [`Conn::presence_seen`]), so a login or logout costs one entry here
-    /// rather than one queued frame per online user. Trimmed at each
-    /// presence tick to what some connection still has to send.
+    /// [`Conn::presence_seen`]) and sends it as a few JOINED and LEFT
+    /// frames, so a login or logout costs one entry here rather than one
+    /// frame per online user. Trimmed at each presence tick to what some
+    /// connection still has to send.
     presence: VecDeque<Presence>,
     /// Number of the entry at the front of `presence`.
     presence_base: u64,
 }
 
-/// One JOINED or LEFT frame, and whom it is about (who is not told).
+/// One login (`joined`) or logout, and whom it is about (who is not told).
 struct Presence {
     nick: String,
-    out: Outgoing,
+    joined: bool,
 }
 
 impl State {
@@ -175,14 +176,25 @@ impl State {
         self.presence_base + self.presence.len() as u64
     }
 
-    /// The presence frames `conn` (logged in as `nick`) has not sent yet,
-    /// except those about `nick` itself; advances its cursor past them.
+    /// The logins and logouts `conn` (logged in as `nick`) has not sent
+    /// yet, except those of `nick` itself, as one JOINED or LEFT frame per
+    /// run (at most [`USERS_PER_FRAME`] names each); advances its cursor.
+    /// Encoding the names here costs less than copying them out: with
+    /// thousands logging in, each connection has thousands to send.
     pub fn take_presence(&self, nick: &str, conn: &Conn) -> Vec<Outgoing> {
         let from = conn.presence_seen.load(Ordering::Relaxed).max(self.presence_base);
         let unseen = self.presence.iter().skip((from - self.presence_base) as usize);
         // Nicknames are ASCII [P-18], so this is the case-insensitive match.
-        let others = unseen.filter(|entry| !entry.nick.eq_ignore_ascii_case(nick));
-        let frames = others.map(|entry| entry.out.clone()).collect();
+        let others: Vec<&Presence> = unseen.filter(|entry| !entry.nick.eq_ignore_ascii_case(nick)).collect();
+        let mut frames = Vec::new();
+        for run in others.chunk_by(|a, b| a.joined == b.joined) {
+            let kind = if run[0].joined { kind::JOINED } else { kind::LEFT };
+            for names in run.chunks(USERS_PER_FRAME) {
+                let mut payload = Vec::new();
+                put_nicks(&mut payload, names.iter().map(|entry| entry.nick.as_str()));
+                frames.push(Outgoing { kind, payload: payload.into() });
+            }
+        }
         conn.presence_seen.store(self.presence_end(), Ordering::Relaxed);
         frames
     }
@@ -251,8 +263,7 @@ impl State {
         // The USERS list covers everything before this point.
         conn.presence_seen.store(self.presence_end(), Ordering::Relaxed);
         if replaced.is_none() {
-            let joined = Outgoing::new(&ServerMsg::Joined { nick: nick.clone() });
-            self.presence.push_back(Presence { nick: nick.clone(), out: joined });
+            self.presence.push_back(Presence { nick: nick.clone(), joined: true });
         }
         conn.mail();
         Ok(Login { nick, registered_now, replaced })
@@ -265,8 +276,7 @@ impl State {
         let Some(user) = self.users.get_mut(&key) else { return };
         if user.online.as_ref().is_some_and(|online| online.id == conn.id) {
             user.online = None;
-            let left = Outgoing::new(&ServerMsg::Left { nick: user.nick.clone() });
-            self.presence.push_back(Presence { nick: user.nick.clone(), out: left });
+            self.presence.push_back(Presence { nick: user.nick.clone(), joined: false });
         }
     }
 
@@ -450,7 +460,6 @@ fn deposit(user: &mut User, id: u64, payload: &Arc<[u8]>, cap: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_common::message::kind;
 
     fn logged_in(state: &mut State, nick: &str, conn_id: u64) -> Arc<Conn> {
         let conn = Conn::new(conn_id, None);
@@ -553,8 +562,12 @@ mod tests {
         assert_eq!(state.online().len(), 2);
         state.logout("a", &new);
         assert_eq!(state.online(), ["w"]);
-        let kinds: Vec<u8> = state.take_presence("w", &watcher).iter().map(|o| o.kind).collect();
-        assert_eq!(kinds, [kind::JOINED, kind::LEFT]);
+        let frames = state.take_presence("w", &watcher);
+        let decoded: Vec<ServerMsg> = frames.iter().map(|f| ServerMsg::decode(f.kind, &f.payload).unwrap()).collect();
+        assert_eq!(
+            decoded,
+            [ServerMsg::Joined { nicks: vec!["a".into()] }, ServerMsg::Left { nicks: vec!["a".into()] }]
+        );
     }
 
     #[test]

@@ -22,13 +22,13 @@ fn login_lists_who_is_online_and_others_hear_joined_and_left() {
     let (mut bob, _) = server.register("Bob");
     assert_eq!(users(&mut bob), ["Bob", "alice"]);
     let joined = alice.recv_until(|m| match m {
-        ServerMsg::Joined { nick } => Some(nick.clone()),
+        ServerMsg::Joined { nicks } => Some(nicks.join(",")),
         _ => None,
     });
     assert_eq!(joined, "Bob");
     drop(bob);
     let left = alice.recv_until(|m| match m {
-        ServerMsg::Left { nick } => Some(nick.clone()),
+        ServerMsg::Left { nicks } => Some(nicks.join(",")),
         _ => None,
     });
     assert_eq!(left, "Bob");
