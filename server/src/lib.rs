@@ -1,12 +1,13 @@
-//! The hmac-chat server: `std::net`, a thread per connection (plus one
-//! writer thread each), and the shared state behind one `Mutex`.
+//! The hmac-chat server: `std::net`, a reader thread per connection, a
+//! small pool of writer threads, and the shared state behind one `Mutex`.
 //!
 //! - [`config`]: flags, defaults and `--help`.
 //! - [`listener`]: the accept loop and the connection limits.
-//! - [`session`]: one connection: handshake, login, then read → verify →
-//!   dispatch.
-//! - [`writer`]: one connection's delivery thread: mailbox → sealed frames
-//!   → one write per batch.
+//! - [`session`]: one connection's reader thread: handshake, login, then
+//!   read → verify → dispatch.
+//! - [`writer`]: delivery: a pool thread (or, for a slow reader, a thread
+//!   of its own) turns control frames, presence and mailbox into sealed
+//!   frames, one write per round.
 //! - [`state`]: registered users, mailboxes, presence, exactly-once.
 //! - [`journal`]: the append-only journal that makes SENT mean "on disk".
 //! - [`conn`]: the wake-up handle the state keeps for each online connection.
