@@ -33,6 +33,9 @@ pub struct Config {
     pub max_handshakes: usize,
     /// Messages kept per user before the oldest are dropped.
     pub mailbox: usize,
+    /// Control frames (SENT, PONG, ...) queued for a connection that does
+    /// not read, before it is closed.
+    pub max_control: usize,
     /// How long a write may block before the connection is closed.
     pub write_timeout: Duration,
     /// Journal size from which compaction is considered, in bytes.
@@ -54,6 +57,7 @@ impl Default for Config {
             max_conns: 10_000,
             max_handshakes: 256,
             mailbox: 10_000,
+            max_control: 4096,
             write_timeout: Duration::from_secs(30),
             compact_bytes: 8 << 20,
         }
@@ -80,6 +84,8 @@ Usage: chat-server [OPTIONS]
   --max-conns N            open connections [default: 10000]
   --max-handshakes N       of those, connections mid-handshake [default: 256]
   --mailbox N              messages kept per user; the oldest go first [default: 10000]
+  --max-control N          replies queued for a client that does not read,
+                           before it is disconnected [default: 4096]
   --write-timeout-secs S   close a connection whose write blocks this long [default: 30]
   --compact-bytes BYTES    rewrite the journal once it is this big and 4 times
                            its size after the last rewrite [default: 8388608]
@@ -88,7 +94,7 @@ Usage: chat-server [OPTIONS]
 Ctrl+C stops the server at once; nothing acknowledged is lost.";
 
 /// The flags that take a value.
-const VALUE_FLAGS: [&str; 13] = [
+const VALUE_FLAGS: [&str; 14] = [
     "--host",
     "--port",
     "--key-file",
@@ -100,6 +106,7 @@ const VALUE_FLAGS: [&str; 13] = [
     "--max-conns",
     "--max-handshakes",
     "--mailbox",
+    "--max-control",
     "--write-timeout-secs",
     "--compact-bytes",
 ];
@@ -164,6 +171,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                     "--max-conns" => config.max_conns = number(&flag, &value, 1)?,
                     "--max-handshakes" => config.max_handshakes = number(&flag, &value, 1)?,
                     "--mailbox" => config.mailbox = number(&flag, &value, 1)?,
+                    "--max-control" => config.max_control = number(&flag, &value, 16)?,
                     "--compact-bytes" => config.compact_bytes = number(&flag, &value, 1024)?,
                     _ => config.write_timeout = seconds(&flag, &value)?,
                 }

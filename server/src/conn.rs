@@ -29,10 +29,6 @@ impl Outgoing {
     }
 }
 
-/// Control frames queued beyond this mean the peer is not reading; the
-/// connection is closed rather than let the queue grow.
-pub const MAX_CONTROL_QUEUE: usize = 4096;
-
 /// How long presence frames (JOINED, LEFT) may wait before the presence
 /// ticker ([`crate::Shared::release_presence`]) gets them sent together.
 /// n logins make n²/2 of them: one wake-up and one write each would keep
@@ -91,6 +87,9 @@ pub struct Conn {
     /// Unique per connection, so a stale connection's logout cannot log
     /// out its successor.
     pub id: u64,
+    /// Control frames queued beyond this (`--max-control`) mean the peer is
+    /// not reading; the connection is closed rather than let the queue grow.
+    max_control: usize,
     /// The socket, shared with the reader and the writer, to unblock both
     /// when closing.
     stream: Option<Arc<TcpStream>>,
@@ -121,11 +120,11 @@ pub struct Work {
 
 impl Conn {
     /// A handle for connection `id`; `stream` is `None` in unit tests.
-    pub fn new(id: u64, stream: Option<Arc<TcpStream>>) -> Arc<Self> {
+    pub fn new(id: u64, stream: Option<Arc<TcpStream>>, max_control: usize) -> Arc<Self> {
         let pending = Mutex::default();
         let (wake, nick, outbound, presence_seen) =
             (Condvar::new(), OnceLock::new(), Mutex::new(None), AtomicU64::new(0));
-        Arc::new(Conn { id, stream, pending, wake, nick, outbound, presence_seen })
+        Arc::new(Conn { id, max_control, stream, pending, wake, nick, outbound, presence_seen })
     }
 
     fn lock(&self) -> MutexGuard<'_, Pending> {
@@ -154,14 +153,14 @@ impl Conn {
     }
 
     /// Queues a control frame to be sent at once. Returns false, and
-    /// closes the connection, if the peer has let [`MAX_CONTROL_QUEUE`]
-    /// frames pile up.
+    /// closes the connection, if the peer has let `max_control` frames
+    /// pile up.
     pub fn push(self: &Arc<Self>, out: Outgoing) -> bool {
         let mut pending = self.lock();
         // SECURITY: a peer that does not read cannot make this queue grow without bound.
-        if pending.control.len() >= MAX_CONTROL_QUEUE {
+        if pending.control.len() >= self.max_control {
             drop(pending);
-            self.close(&format!("not reading: {MAX_CONTROL_QUEUE} control frames queued"));
+            self.close(&format!("not reading: {} control frames queued", self.max_control));
             return false;
         }
         pending.control.push(out);

@@ -96,7 +96,7 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
         Err(err) => return log(Level::Warn, peer, format_args!("closed before LOGIN: {}", describe(&err, shared))),
     };
     let mut sealer = side.sealer;
-    let conn = Conn::new(id, Some(stream.clone()));
+    let conn = Conn::new(id, Some(stream.clone()), shared.config.max_control);
     let login = validate_nick(&side.nick)
         .and_then(|()| shared.state().login(&side.nick, side.registered, last_seen, register, &conn, unix_ms()));
     let login = match login {

@@ -462,7 +462,7 @@ mod tests {
     use super::*;
 
     fn logged_in(state: &mut State, nick: &str, conn_id: u64) -> Arc<Conn> {
-        let conn = Conn::new(conn_id, None);
+        let conn = Conn::new(conn_id, None, 4096);
         let registered = state.verifier(nick).is_some();
         let register = (!registered).then_some([conn_id as u8; 32]);
         state.login(nick, registered, 0, register, &conn, 0).unwrap();

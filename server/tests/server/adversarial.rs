@@ -222,3 +222,17 @@ fn a_client_that_never_reads_does_not_hold_up_others() {
     alice.send(&ClientMsg::Ping);
     alice.recv_until(|m| (*m == ServerMsg::Pong).then_some(()));
 }
+
+/// A client that keeps asking (PING) but never reads the answers: its
+/// replies pile up to `--max-control`, and it is closed, not buffered
+/// without end.
+#[test]
+fn replies_piling_up_for_a_client_that_never_reads_close_it() {
+    let server = TestServer::start(&["--max-control", "16"]);
+    let (mut greedy, _) = server.register("greedy");
+    let pings: Vec<u8> = (0..200_000).flat_map(|_| greedy.seal(&ClientMsg::Ping)).collect();
+    // The server closes mid-way, so the write may fail: that is the point.
+    let _ = greedy.stream.write_all(&pings);
+    server.wait_log(&["greedy", "not reading: 16 control frames queued"]);
+    server.register("polite");
+}
