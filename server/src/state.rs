@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chat_common::MAX_UNCONFIRMED_SENDS;
-use chat_common::message::{ChatMsg, ServerMsg, kind, put_nicks, put_users};
+use chat_common::message::{ChatMsg, ServerMsg, kind, put_str, put_users};
 use chat_common::validate::nick_key;
 
 use crate::conn::{Conn, Outgoing};
@@ -176,25 +176,34 @@ impl State {
         self.presence_base + self.presence.len() as u64
     }
 
-    /// The logins and logouts `conn` (logged in as `nick`) has not sent
-    /// yet, except those of `nick` itself, as one JOINED or LEFT frame per
-    /// run (at most [`USERS_PER_FRAME`] names each); advances its cursor.
-    /// Encoding the names here costs less than copying them out: with
-    /// thousands logging in, each connection has thousands to send.
-    pub fn take_presence(&self, nick: &str, conn: &Conn) -> Vec<Outgoing> {
+    /// The logins and logouts `conn` has not sent yet, as one JOINED or
+    /// LEFT frame per run (at most [`USERS_PER_FRAME`] names each);
+    /// advances its cursor. Encoding the names here costs less than copying
+    /// them out: with thousands logging in, each has thousands to send.
+    pub fn take_presence(&self, conn: &Conn) -> Vec<Outgoing> {
         let from = conn.presence_seen.load(Ordering::Relaxed).max(self.presence_base);
-        let unseen = self.presence.iter().skip((from - self.presence_base) as usize);
-        // Nicknames are ASCII [P-18], so this is the case-insensitive match.
-        let others: Vec<&Presence> = unseen.filter(|entry| !entry.nick.eq_ignore_ascii_case(nick)).collect();
         let mut frames = Vec::new();
-        for run in others.chunk_by(|a, b| a.joined == b.joined) {
-            let kind = if run[0].joined { kind::JOINED } else { kind::LEFT };
-            for names in run.chunks(USERS_PER_FRAME) {
-                let mut payload = Vec::new();
-                put_nicks(&mut payload, names.iter().map(|entry| entry.nick.as_str()));
-                frames.push(Outgoing { kind, payload: payload.into() });
+        // (joined, names so far, payload: a count patched in at the end, then the names)
+        let mut run: Option<(bool, u16, Vec<u8>)> = None;
+        let finish = |(joined, count, mut payload): (bool, u16, Vec<u8>)| {
+            payload[..2].copy_from_slice(&count.to_be_bytes());
+            Outgoing { kind: if joined { kind::JOINED } else { kind::LEFT }, payload: payload.into() }
+        };
+        for entry in self.presence.range((from - self.presence_base) as usize..) {
+            match &mut run {
+                Some((joined, count, payload)) if *joined == entry.joined && usize::from(*count) < USERS_PER_FRAME => {
+                    put_str(payload, &entry.nick);
+                    *count += 1;
+                }
+                _ => {
+                    frames.extend(run.take().map(finish));
+                    let mut payload = vec![0, 0];
+                    put_str(&mut payload, &entry.nick);
+                    run = Some((entry.joined, 1, payload));
+                }
             }
         }
+        frames.extend(run.map(finish));
         conn.presence_seen.store(self.presence_end(), Ordering::Relaxed);
         frames
     }
@@ -260,11 +269,12 @@ impl State {
             put_users(&mut payload, index + 1 == count, chunk.iter().copied());
             conn.push(Outgoing { kind: kind::USERS, payload: payload.into() });
         }
-        // The USERS list covers everything before this point.
-        conn.presence_seen.store(self.presence_end(), Ordering::Relaxed);
         if replaced.is_none() {
             self.presence.push_back(Presence { nick: nick.clone(), joined: true });
         }
+        // The USERS list covers everything before this point, and the
+        // cursor after our own JOINED means no one hears of themselves.
+        conn.presence_seen.store(self.presence_end(), Ordering::Relaxed);
         conn.mail();
         Ok(Login { nick, registered_now, replaced })
     }
@@ -562,7 +572,7 @@ mod tests {
         assert_eq!(state.online().len(), 2);
         state.logout("a", &new);
         assert_eq!(state.online(), ["w"]);
-        let frames = state.take_presence("w", &watcher);
+        let frames = state.take_presence(&watcher);
         let decoded: Vec<ServerMsg> = frames.iter().map(|f| ServerMsg::decode(f.kind, &f.payload).unwrap()).collect();
         assert_eq!(
             decoded,
@@ -575,14 +585,14 @@ mod tests {
         let mut state = State::new(10);
         let a = logged_in(&mut state, "a", 1);
         let b = logged_in(&mut state, "B", 2);
-        let kinds: Vec<u8> = state.take_presence("a", &a).iter().map(|o| o.kind).collect();
+        let kinds: Vec<u8> = state.take_presence(&a).iter().map(|o| o.kind).collect();
         assert_eq!(kinds, [kind::JOINED], "a hears of B, not of itself");
-        assert!(state.take_presence("B", &b).is_empty(), "B joined after a: in its USERS, not JOINED");
+        assert!(state.take_presence(&b).is_empty(), "B joined after a: in its USERS, not JOINED");
         assert_eq!(state.presence_due().len(), 0);
         assert!(state.presence.is_empty(), "everyone has sent everything");
         state.logout("b", &b);
         assert_eq!(state.presence_due().len(), 1, "a has a LEFT to send");
-        let kinds: Vec<u8> = state.take_presence("A", &a).iter().map(|o| o.kind).collect();
+        let kinds: Vec<u8> = state.take_presence(&a).iter().map(|o| o.kind).collect();
         assert_eq!(kinds, [kind::LEFT]);
     }
 }

@@ -145,7 +145,7 @@ fn collect(shared: &Shared, conn: &Arc<Conn>, work: Work) -> Round {
     let (mut presence, mut mail) = (Vec::new(), Mail::default());
     if work.mail || work.presence {
         let mut state = shared.state();
-        presence = state.take_presence(conn.nick(), conn);
+        presence = state.take_presence(conn);
         if work.mail {
             mail = state.take_mail(conn.nick(), MAIL_BATCH);
         }
