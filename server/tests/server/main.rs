@@ -4,6 +4,7 @@
 
 mod adversarial;
 mod delivery;
+mod docs;
 mod durability;
 mod handshake;
 mod limits;

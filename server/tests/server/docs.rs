@@ -1,0 +1,42 @@
+//! SECURITY.md points every claim to the test that proves it; this checks
+//! that each test it names exists, so a renamed or deleted test cannot
+//! leave a claim pointing at nothing.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file under `dir`, recursively (skipping build output).
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() && !path.ends_with("target") {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_test_security_md_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let security = fs::read_to_string(root.join("SECURITY.md")).unwrap();
+    let mut files = Vec::new();
+    for crate_dir in ["common", "server", "client"] {
+        rust_files(&root.join(crate_dir), &mut files);
+    }
+    let code: String = files.iter().map(|file| fs::read_to_string(file).unwrap()).collect();
+    // Test names are the backticked snake_case words with three or more parts.
+    let names: Vec<&str> = security
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| {
+            word.split('_').count() >= 3
+                && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    assert!(names.len() >= 30, "expected SECURITY.md to name its tests; found {names:?}");
+    let missing: Vec<&&str> = names.iter().filter(|name| !code.contains(&format!("fn {name}("))).collect();
+    assert!(missing.is_empty(), "SECURITY.md names tests that do not exist: {missing:?}");
+}
