@@ -38,6 +38,7 @@ fn run(
     (client_result, server_thread.join().unwrap())
 }
 
+/// [P-12] After ACCEPT each direction numbers its sealed frames from 0.
 #[test]
 fn both_sides_derive_matching_keys() {
     let key = Key([1; 32]);

@@ -12,6 +12,7 @@ fn sent(client: &mut TestClient) -> (u64, u64) {
     })
 }
 
+/// [P-23] Recipients: everyone, or the named user and the sender (the echo).
 #[test]
 fn public_messages_reach_everyone_and_direct_ones_only_the_two() {
     let server = TestServer::start(&[]);
@@ -39,6 +40,7 @@ fn public_messages_reach_everyone_and_direct_ones_only_the_two() {
     server.wait_log(&["alice", &format!("message {direct} to BOB (4 bytes, 2 mailboxes)")]);
 }
 
+/// [P-24] Only acknowledged messages leave a mailbox; the rest come again.
 #[test]
 fn unacknowledged_messages_come_again_and_acknowledged_ones_do_not() {
     let server = TestServer::start(&[]);
@@ -70,6 +72,7 @@ fn unacknowledged_messages_come_again_and_acknowledged_ones_do_not() {
     assert_eq!(bob.next_msg().text, "fresh");
 }
 
+/// [P-22] A re-sent client id is confirmed again and never stored twice.
 #[test]
 fn a_resent_client_id_is_confirmed_again_but_stored_once() {
     let server = TestServer::start(&[]);
@@ -87,6 +90,7 @@ fn a_resent_client_id_is_confirmed_again_but_stored_once() {
     assert_eq!(bob.next_msg().id, second);
 }
 
+/// [P-21] Bad texts and unknown recipients: ERROR with the client id, nothing stored.
 #[test]
 fn unknown_recipients_and_bad_texts_get_an_error_and_nothing_is_stored() {
     let server = TestServer::start(&["--max-text", "10"]);
@@ -110,6 +114,7 @@ fn unknown_recipients_and_bad_texts_get_an_error_and_nothing_is_stored() {
     assert_eq!(alice.next_msg().text, "ok");
 }
 
+/// [P-25] A full mailbox drops the oldest and says how many.
 #[test]
 fn a_full_mailbox_drops_the_oldest_and_says_how_many() {
     let server = TestServer::start(&["--mailbox", "5"]);

@@ -1,6 +1,7 @@
-//! SECURITY.md points every claim to the test that proves it; this checks
-//! that each test it names exists, so a renamed or deleted test cannot
-//! leave a claim pointing at nothing.
+//! The docs promise tests: SECURITY.md points every claim to the test that
+//! proves it, and every `[P-n]` rule of PROTOCOL.md is named by a test.
+//! These check both, so a renamed or deleted test cannot leave a claim
+//! pointing at nothing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -39,4 +40,19 @@ fn every_test_security_md_names_exists() {
     assert!(names.len() >= 30, "expected SECURITY.md to name its tests; found {names:?}");
     let missing: Vec<&&str> = names.iter().filter(|name| !code.contains(&format!("fn {name}("))).collect();
     assert!(missing.is_empty(), "SECURITY.md names tests that do not exist: {missing:?}");
+}
+
+#[test]
+fn every_rule_of_protocol_md_is_named_by_a_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let protocol = fs::read_to_string(root.join("docs/PROTOCOL.md")).unwrap();
+    let mut files = Vec::new();
+    for tests in ["common/tests", "server/tests", "client/tests"] {
+        rust_files(&root.join(tests), &mut files);
+    }
+    let tests: String = files.iter().map(|file| fs::read_to_string(file).unwrap()).collect();
+    let rules: Vec<&str> = protocol.split("[P-").skip(1).filter_map(|rest| rest.split(']').next()).collect();
+    assert!(rules.len() >= 26, "expected numbered rules in PROTOCOL.md, found {rules:?}");
+    let untested: Vec<&&str> = rules.iter().filter(|n| !tests.contains(&format!("[P-{n}]"))).collect();
+    assert!(untested.is_empty(), "PROTOCOL.md rules no test names: {untested:?}");
 }

@@ -38,6 +38,7 @@ fn wrong_key_is_refused_and_logged() {
     server.register("alice");
 }
 
+/// [P-18] A nickname outside the rules gets REJECT with the reason.
 #[test]
 fn invalid_nickname_gets_reject_with_the_reason() {
     let server = TestServer::start(&[]);
@@ -69,6 +70,7 @@ fn silence_garbage_and_oversized_lengths_end_the_handshake() {
     server.register("alice");
 }
 
+/// [P-20] The owner's new login takes over; the old connection is closed.
 #[test]
 fn a_second_login_by_the_owner_takes_over_the_first() {
     let server = TestServer::start(&[]);

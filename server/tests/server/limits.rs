@@ -8,6 +8,7 @@ use chat_common::message::{ClientMsg, ServerMsg};
 
 use crate::support::{PATIENCE, TestServer};
 
+/// [P-26] Silence closes a connection; PING keeps it open.
 #[test]
 fn a_silent_connection_is_closed_and_a_pinging_one_is_not() {
     let server = TestServer::start(&["--idle-secs", "1"]);
