@@ -18,15 +18,24 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// A file of the repository, by its path from the top.
+fn read(path: &str) -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)).unwrap()
+}
+
+/// All the Rust source under the given folders (paths from the top).
+fn sources(dirs: &[&str]) -> String {
+    let mut files = Vec::new();
+    for dir in dirs {
+        rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir), &mut files);
+    }
+    files.iter().map(|file| fs::read_to_string(file).unwrap()).collect()
+}
+
 #[test]
 fn every_test_security_md_names_exists() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let security = fs::read_to_string(root.join("SECURITY.md")).unwrap();
-    let mut files = Vec::new();
-    for crate_dir in ["common", "server", "client"] {
-        rust_files(&root.join(crate_dir), &mut files);
-    }
-    let code: String = files.iter().map(|file| fs::read_to_string(file).unwrap()).collect();
+    let security = read("SECURITY.md");
+    let code = sources(&["common", "server", "client"]);
     // Test names are the backticked snake_case words with three or more parts.
     let names: Vec<&str> = security
         .split('`')
@@ -44,13 +53,8 @@ fn every_test_security_md_names_exists() {
 
 #[test]
 fn every_rule_of_protocol_md_is_named_by_a_test() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let protocol = fs::read_to_string(root.join("docs/PROTOCOL.md")).unwrap();
-    let mut files = Vec::new();
-    for tests in ["common/tests", "server/tests", "client/tests"] {
-        rust_files(&root.join(tests), &mut files);
-    }
-    let tests: String = files.iter().map(|file| fs::read_to_string(file).unwrap()).collect();
+    let protocol = read("docs/PROTOCOL.md");
+    let tests = sources(&["common/tests", "server/tests", "client/tests"]);
     let rules: Vec<&str> = protocol.split("[P-").skip(1).filter_map(|rest| rest.split(']').next()).collect();
     assert!(rules.len() >= 26, "expected numbered rules in PROTOCOL.md, found {rules:?}");
     let untested: Vec<&&str> = rules.iter().filter(|n| !tests.contains(&format!("[P-{n}]"))).collect();
