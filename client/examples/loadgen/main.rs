@@ -74,6 +74,8 @@ const WINDOW: usize = chat_common::MAX_UNCONFIRMED_SENDS;
 const BIG_INBOX: usize = 256 * 1024;
 /// Read buffer of an idle client (grown if a frame needs more).
 const SMALL_INBOX: usize = 4 * 1024;
+/// How often idle clients are drained (presence comes every 250 ms).
+const DRAIN_PERIOD: Duration = Duration::from_millis(25);
 /// Stack of each receiving thread: they hold little on it, and 1,000 of
 /// them must fit.
 const CLIENT_STACK: usize = 64 * 1024;
@@ -280,15 +282,22 @@ fn run(options: &Options) -> Res<()> {
             let per_conn = (run.rss_kib.saturating_sub(run.rss_base_kib)) as f64 / conns as f64;
             let json = format!(
                 "\"scenario\":\"idle\",\"conns\":{},\"rss_per_conn_kib\":{per_conn:.1},\"connect_s\":{:.2},\
-                 \"settle_s\":{:.2},\"rss_kib\":{},\"rss_base_kib\":{},\"server_threads\":{},\"server_cpu_s\":{:.2}",
-                run.conns, run.connect_s, run.settle_s, run.rss_kib, run.rss_base_kib, run.threads, run.server_cpu_s
+                 \"settle_s\":{:.2},\"rss_kib\":{},\"rss_base_kib\":{},\"server_threads\":{},\"server_cpu_s\":{:.2},\"loadgen_cpu_s\":{:.2}",
+                run.conns,
+                run.connect_s,
+                run.settle_s,
+                run.rss_kib,
+                run.rss_base_kib,
+                run.threads,
+                run.server_cpu_s,
+                run.loadgen_cpu_s
             );
             let row = [
                 format!("idle {conns}"),
                 format!("{per_conn:.1} KiB/conn"),
                 format!("connected in {:.2} s", run.connect_s),
                 format!("quiet after {:.2} s more", run.settle_s),
-                format!("server {:.1} s", run.server_cpu_s),
+                format!("server {:.1} s, loadgen {:.1} s", run.server_cpu_s, run.loadgen_cpu_s),
             ];
             report.line(json, row);
         }
