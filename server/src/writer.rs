@@ -62,6 +62,9 @@ struct Ready {
     conns: VecDeque<Arc<Conn>>,
     /// Pool threads asleep on `wake`; only then is a wake-up needed.
     sleeping: usize,
+    /// Wake-ups sent that no sleeper has taken yet: a burst of schedules
+    /// wakes each sleeper once, not once per connection.
+    woken: usize,
 }
 
 impl Pool {
@@ -74,7 +77,8 @@ impl Pool {
     pub fn schedule(&self, conn: Arc<Conn>) {
         let mut ready = self.lock();
         ready.conns.push_back(conn);
-        let wake = ready.sleeping > 0;
+        let wake = ready.sleeping > ready.woken;
+        ready.woken += usize::from(wake);
         drop(ready);
         if wake {
             self.wake.notify_one();
@@ -90,6 +94,9 @@ impl Pool {
             ready.sleeping += 1;
             ready = self.wake.wait(ready).unwrap_or_else(|poisoned| poisoned.into_inner());
             ready.sleeping -= 1;
+            // A spurious wake-up may take one meant for another sleeper,
+            // which then costs one more wake-up later, never a lost one.
+            ready.woken = ready.woken.saturating_sub(1);
         }
     }
 }
