@@ -208,13 +208,11 @@ impl<F: Fn(Event)> Driver<F> {
                 Some(wake) => self.inputs.recv_timeout(wake.saturating_duration_since(now)),
                 None => self.inputs.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
-            let Ok(first) = first else {
-                // A timeout; disconnection cannot happen as we hold a sender.
-                continue;
-            };
             let mut actions = Actions::default();
             let mut rejected = None;
-            let mut next = Some(first);
+            // None after a timeout (disconnection cannot happen as we hold a
+            // sender): an empty batch, which sends an ACK that fell due.
+            let mut next = first.ok();
             let mut handled = 0;
             while let Some(input) = next {
                 if let Err(reason) = self.handle(input, &mut actions) {
@@ -224,7 +222,7 @@ impl<F: Fn(Event)> Driver<F> {
                 handled += 1;
                 next = if handled < MAX_BATCH { self.inputs.try_recv().ok() } else { None };
             }
-            self.session.finish_batch(&mut actions);
+            self.session.finish_batch(Instant::now(), &mut actions);
             self.apply(actions);
             if let Some(reason) = rejected {
                 (self.sink)(Event::Rejected { reason });
@@ -242,10 +240,7 @@ impl<F: Fn(Event)> Driver<F> {
             Link::Up { last_write, .. } => Some(*last_write + PING_INTERVAL),
             Link::Connecting { .. } => None,
         };
-        match (link_wake, self.quit_by) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [link_wake, self.quit_by, self.session.ack_due()].into_iter().flatten().min()
     }
 
     /// Handles one input; `Err(reason)` when the login is refused for good.

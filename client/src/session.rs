@@ -8,11 +8,11 @@
 //! first, then the highest id seen and the outbox, then events, then frames.
 
 use std::mem;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chat_common::MAX_TEXT_LEN;
 use chat_common::message::{ChatMsg, ClientMsg, ServerMsg};
 use chat_common::validate::{validate_nick, validate_text};
+use chat_common::{ACK_AFTER, ACK_DELAY, MAX_TEXT_LEN};
 
 use crate::outbox::Outbox;
 
@@ -81,6 +81,8 @@ pub struct Session {
     pub last_seen: u64,
     /// The highest id acknowledged on the current connection.
     acked: u64,
+    /// When the oldest message not yet acknowledged arrived.
+    unacked_since: Option<Instant>,
     /// Whether the handshake of the current connection is done (LOGIN sent).
     linked: bool,
     /// The current LOGIN registers our token; its WELCOME accepts it.
@@ -103,12 +105,18 @@ impl Session {
             outbox,
             last_seen,
             acked: last_seen,
+            unacked_since: None,
             linked: false,
             registering: false,
             welcome_time_ms: None,
             users: Vec::new(),
             reported_outbox,
         }
+    }
+
+    /// When an acknowledgement falls due, if one is waiting.
+    pub fn ack_due(&self) -> Option<Instant> {
+        self.unacked_since.filter(|_| self.linked).map(|since| since + ACK_DELAY)
     }
 
     /// The user typed a message: check it, then queue it. It is sent at the
@@ -130,7 +138,8 @@ impl Session {
     /// our token's verifier when the nickname is still to be registered.
     pub fn on_linked(&mut self, register: Option<[u8; 32]>, actions: &mut Actions) {
         self.linked = true;
-        self.acked = self.last_seen;
+        // LOGIN's last_seen acknowledges everything received so far.
+        (self.acked, self.unacked_since) = (self.last_seen, None);
         self.registering = register.is_some();
         self.outbox.reconnected();
         actions.send.push(ClientMsg::Login { last_seen: self.last_seen, register });
@@ -191,13 +200,20 @@ impl Session {
         Ok(())
     }
 
-    /// After a batch of inputs: acknowledge what arrived (one ACK for the
-    /// batch), send what the outbox allows, report a changed outbox size.
-    pub fn finish_batch(&mut self, actions: &mut Actions) {
+    /// After a batch of inputs (or at [`Session::ack_due`]): acknowledge
+    /// what arrived if that is due, send what the outbox allows, report a
+    /// changed outbox size. ACKs wait up to [`ACK_DELAY`] (or
+    /// [`ACK_AFTER`] messages) so that one covers many: every ACK wakes a
+    /// server thread. Waiting risks nothing, since what a drop leaves
+    /// unacknowledged comes again and is dropped by id.
+    pub fn finish_batch(&mut self, now: Instant, actions: &mut Actions) {
         if self.linked && self.welcome_time_ms.is_some() {
             if self.last_seen > self.acked {
-                actions.send.push(ClientMsg::Ack { up_to: self.last_seen });
-                self.acked = self.last_seen;
+                let since = *self.unacked_since.get_or_insert(now);
+                if self.last_seen - self.acked >= ACK_AFTER || now >= since + ACK_DELAY {
+                    actions.send.push(ClientMsg::Ack { up_to: self.last_seen });
+                    (self.acked, self.unacked_since) = (self.last_seen, None);
+                }
             }
             for entry in self.outbox.take_sendable() {
                 actions.send.push(ClientMsg::Send { client_id: entry.client_id, to: entry.to, text: entry.text });
@@ -228,7 +244,7 @@ mod tests {
         let mut actions = Actions::default();
         session.on_linked(None, &mut actions);
         session.on_server(welcome(), &mut actions).unwrap();
-        session.finish_batch(&mut actions);
+        session.finish_batch(Instant::now(), &mut actions);
         (session, actions)
     }
 
@@ -273,27 +289,33 @@ mod tests {
         let mut actions = Actions::default();
         session.on_send(Some("bob".into()), "two".into(), &mut actions);
         assert!(actions.save_outbox);
-        session.finish_batch(&mut actions);
+        session.finish_batch(Instant::now(), &mut actions);
         assert!(actions.send.is_empty());
         assert_eq!(actions.events, [Event::Outbox(2)]);
 
         let mut actions = Actions::default();
         session.on_linked(None, &mut actions);
         session.on_server(welcome(), &mut actions).unwrap();
-        session.finish_batch(&mut actions);
+        session.finish_batch(Instant::now(), &mut actions);
         assert_eq!(actions.send[0], ClientMsg::Login { last_seen: 0, register: None });
         assert_eq!(sends(&actions), [1, 2]);
         assert_eq!(actions.send[2], ClientMsg::Send { client_id: 2, to: "bob".into(), text: "two".into() });
     }
 
+    /// [P-24] Duplicates are dropped by id; one ACK, sent after
+    /// [`ACK_DELAY`], covers the rest.
     #[test]
-    fn duplicates_are_dropped_and_one_ack_covers_the_batch() {
+    fn duplicates_are_dropped_and_one_delayed_ack_covers_them() {
         let (mut session, _) = logged_in(Outbox::default(), 5);
         let mut actions = Actions::default();
         for id in [4, 5, 6, 7, 7] {
             session.on_server(msg(id, 2000), &mut actions).unwrap();
         }
-        session.finish_batch(&mut actions);
+        let now = Instant::now();
+        session.finish_batch(now, &mut actions);
+        assert!(actions.send.is_empty(), "the ACK waits");
+        assert_eq!(session.ack_due(), Some(now + ACK_DELAY));
+        session.finish_batch(now + ACK_DELAY, &mut actions);
         assert!(actions.save_last_seen);
         assert_eq!(session.last_seen, 7);
         let ids: Vec<u64> = actions
@@ -309,9 +331,25 @@ mod tests {
 
         let mut actions = Actions::default();
         session.on_server(msg(7, 2000), &mut actions).unwrap();
-        session.finish_batch(&mut actions);
+        session.finish_batch(Instant::now(), &mut actions);
         assert!(!actions.save_last_seen);
         assert!(actions.events.is_empty() && actions.send.is_empty());
+    }
+
+    /// [P-24] The ACK does not wait once [`ACK_AFTER`] messages are waiting.
+    #[test]
+    fn many_unacknowledged_messages_are_acknowledged_at_once() {
+        let (mut session, _) = logged_in(Outbox::default(), 0);
+        let mut actions = Actions::default();
+        for id in 1..ACK_AFTER {
+            session.on_server(msg(id, 2000), &mut actions).unwrap();
+        }
+        session.finish_batch(Instant::now(), &mut actions);
+        assert!(actions.send.is_empty());
+        session.on_server(msg(ACK_AFTER, 2000), &mut actions).unwrap();
+        session.finish_batch(Instant::now(), &mut actions);
+        assert_eq!(actions.send, [ClientMsg::Ack { up_to: ACK_AFTER }]);
+        assert_eq!(session.ack_due(), None);
     }
 
     #[test]
@@ -342,14 +380,14 @@ mod tests {
         let mut actions = Actions::default();
         session.on_server(ServerMsg::Sent { client_id: 1, id: 10 }, &mut actions).unwrap();
         session.on_server(ServerMsg::Sent { client_id: 1, id: 10 }, &mut actions).unwrap();
-        session.finish_batch(&mut actions);
+        session.finish_batch(Instant::now(), &mut actions);
         assert_eq!(actions.events, [Event::Sent { client_id: 1, id: 10 }, Event::Outbox(2)]);
         session.on_unlinked(&mut actions);
 
         let mut actions = Actions::default();
         session.on_linked(None, &mut actions);
         session.on_server(welcome(), &mut actions).unwrap();
-        session.finish_batch(&mut actions);
+        session.finish_batch(Instant::now(), &mut actions);
         assert_eq!(sends(&actions), [2, 3]);
     }
 
@@ -360,7 +398,7 @@ mod tests {
         session.on_send(None, "hi".into(), &mut actions);
         session.on_server(msg(1, 5), &mut actions).unwrap();
         session.on_unlinked(&mut actions);
-        session.finish_batch(&mut actions);
+        session.finish_batch(Instant::now(), &mut actions);
         assert!(actions.send.is_empty());
         assert!(actions.save_outbox && actions.save_last_seen);
     }
@@ -375,7 +413,7 @@ mod tests {
         session.on_server(error, &mut actions).unwrap();
         let other = ServerMsg::Error { client_id: 0, reason: "3 messages dropped".into() };
         session.on_server(other, &mut actions).unwrap();
-        session.finish_batch(&mut actions);
+        session.finish_batch(Instant::now(), &mut actions);
         assert_eq!(
             actions.events,
             [

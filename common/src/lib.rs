@@ -43,6 +43,11 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// Either side drops a connection it has heard nothing from for this long.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A client acknowledges a message at most this long after it arrived
+/// ([P-24]): one ACK covers everything received meanwhile.
+pub const ACK_DELAY: Duration = Duration::from_millis(200);
+/// ... or as soon as this many messages are unacknowledged.
+pub const ACK_AFTER: u64 = 256;
 /// Most SENDs a client may have unconfirmed; the server remembers this many
 /// recent (client id, message id) pairs per user to answer re-sent SENDs.
 pub const MAX_UNCONFIRMED_SENDS: usize = 256;

@@ -20,6 +20,8 @@ pub struct Client {
     /// Highest message id seen, and the highest acknowledged.
     pub max_id: u64,
     pub acked: u64,
+    /// When the oldest unacknowledged message arrived.
+    pub unacked_since: Option<Instant>,
 }
 
 impl Client {
@@ -50,6 +52,7 @@ impl Client {
             token,
             max_id: 0,
             acked: 0,
+            unacked_since: None,
         };
         client.queue(&ClientMsg::Login { last_seen: 0, register });
         client.flush()?;
@@ -83,10 +86,16 @@ impl Client {
         self.sealer.seal(kind::SEND, &self.payload, &mut self.out);
     }
 
-    /// Queues one ACK for everything seen, if that is news.
-    pub fn queue_ack(&mut self) {
-        if self.max_id > self.acked {
-            self.acked = self.max_id;
+    /// Queues one ACK for everything seen when the chat client would send
+    /// it: [`ACK_DELAY`] after the oldest unacknowledged message, or at
+    /// [`ACK_AFTER`] of them.
+    pub fn queue_ack_if_due(&mut self) {
+        if self.max_id == self.acked {
+            return;
+        }
+        let since = *self.unacked_since.get_or_insert_with(Instant::now);
+        if self.max_id - self.acked >= ACK_AFTER || since.elapsed() >= ACK_DELAY {
+            (self.acked, self.unacked_since) = (self.max_id, None);
             self.queue(&ClientMsg::Ack { up_to: self.max_id });
         }
     }
@@ -210,10 +219,11 @@ pub fn connect_many(
 // ---------------------------------------------------------------- tallies
 
 /// Reads once, counts every MSG, hands other frames to `other`, and
-/// answers the whole read with one ACK.
+/// acknowledges them as the chat client does (one ACK per many reads).
 pub fn receive(client: &mut Client, tally: &mut Tally, mut other: impl FnMut(u8, &[u8])) -> Res<()> {
     if client.fill()? == 0 {
-        return Ok(());
+        client.queue_ack_if_due();
+        return client.flush();
     }
     let now = now_us();
     while let Some((kind_byte, range)) = client.next_frame()? {
@@ -230,7 +240,7 @@ pub fn receive(client: &mut Client, tally: &mut Tally, mut other: impl FnMut(u8,
             _ => other(kind_byte, payload),
         }
     }
-    client.queue_ack();
+    client.queue_ack_if_due();
     client.flush()
 }
 

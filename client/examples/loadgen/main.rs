@@ -32,13 +32,13 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chat_common::MAX_FRAME_LEN;
 use chat_common::auth::{Key, Opener, SEAL_OVERHEAD, Sealer, TAG_LEN, token_verifier};
 use chat_common::frame::{LEN_PREFIX, frame_len};
 use chat_common::handshake::{OwnerToken, client_handshake};
 use chat_common::keyfile::load_key;
 use chat_common::message::{ClientMsg, Fields, kind, put_str, put_u64};
 use chat_common::random::random_bytes;
+use chat_common::{ACK_AFTER, ACK_DELAY, MAX_FRAME_LEN};
 
 mod client;
 mod scenarios;
