@@ -111,6 +111,9 @@ pub struct State {
     presence: VecDeque<Presence>,
     /// Number of the entry at the front of `presence`.
     presence_base: u64,
+    /// The frames made last for entries `.0...1`. A tick finds most
+    /// connections at the same cursor, so they share one encoding.
+    presence_frames: (u64, u64, Vec<Outgoing>),
 }
 
 /// One login (`joined`) or logout, and whom it is about (who is not told).
@@ -130,6 +133,7 @@ impl State {
             journal: None,
             presence: VecDeque::new(),
             presence_base: 0,
+            presence_frames: (0, 0, Vec::new()),
         }
     }
 
@@ -178,10 +182,23 @@ impl State {
 
     /// The logins and logouts `conn` has not sent yet, as one JOINED or
     /// LEFT frame per run (at most [`USERS_PER_FRAME`] names each);
-    /// advances its cursor. Encoding the names here costs less than copying
-    /// them out: with thousands logging in, each has thousands to send.
-    pub fn take_presence(&self, conn: &Conn) -> Vec<Outgoing> {
-        let from = conn.presence_seen.load(Ordering::Relaxed).max(self.presence_base);
+    /// advances its cursor. With thousands logging in, each connection has
+    /// thousands of names to send: they are encoded once, here, for every
+    /// connection at the same cursor.
+    pub fn take_presence(&mut self, conn: &Conn) -> Vec<Outgoing> {
+        let (from, end) = (conn.presence_seen.load(Ordering::Relaxed).max(self.presence_base), self.presence_end());
+        conn.presence_seen.store(end, Ordering::Relaxed);
+        if from == end {
+            return Vec::new();
+        }
+        if (from, end) != (self.presence_frames.0, self.presence_frames.1) {
+            self.presence_frames = (from, end, self.presence_frames_from(from));
+        }
+        self.presence_frames.2.clone()
+    }
+
+    /// Encodes the entries from number `from` on.
+    fn presence_frames_from(&self, from: u64) -> Vec<Outgoing> {
         let mut frames = Vec::new();
         // (joined, names so far, payload: a count patched in at the end, then the names)
         let mut run: Option<(bool, u16, Vec<u8>)> = None;
@@ -204,7 +221,6 @@ impl State {
             }
         }
         frames.extend(run.map(finish));
-        conn.presence_seen.store(self.presence_end(), Ordering::Relaxed);
         frames
     }
 
@@ -594,5 +610,25 @@ mod tests {
         assert_eq!(state.presence_due().len(), 1, "a has a LEFT to send");
         let kinds: Vec<u8> = state.take_presence(&a).iter().map(|o| o.kind).collect();
         assert_eq!(kinds, [kind::LEFT]);
+    }
+
+    #[test]
+    fn connections_at_one_cursor_share_one_encoding_and_others_get_their_own() {
+        let mut state = State::new(10);
+        let (a, b) = (logged_in(&mut state, "a", 1), logged_in(&mut state, "b", 2));
+        state.take_presence(&a);
+        let c = logged_in(&mut state, "c", 3);
+        let d = logged_in(&mut state, "d", 4);
+        let (for_a, for_b) = (state.take_presence(&a), state.take_presence(&b));
+        assert_eq!(for_a, for_b, "both hear of c and d");
+        assert!(Arc::ptr_eq(&for_a[0].payload, &for_b[0].payload), "encoded once");
+        let for_c = state.take_presence(&c);
+        let heard = |frames: &[Outgoing]| match ServerMsg::decode(frames[0].kind, &frames[0].payload).unwrap() {
+            ServerMsg::Joined { nicks } => nicks,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(heard(&for_a), ["c", "d"]);
+        assert_eq!(heard(&for_c), ["d"], "c was at its own cursor");
+        assert!(state.take_presence(&d).is_empty() && state.take_presence(&a).is_empty());
     }
 }
