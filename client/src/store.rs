@@ -10,9 +10,14 @@
 //! - `last_seen`: the highest message id received, in decimal.
 //! - `outbox`: unconfirmed messages and the next client message id
 //!   (the format is [`Outbox::to_text`]).
+//!
+//! A fourth, empty file, `lock`, is locked while a client uses the
+//! directory: two clients saving one outbox would lose each other's
+//! messages. The system drops the lock when the process ends, however it
+//! ends, so there is never a stale lock to clean up.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -40,11 +45,13 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// The state of one nickname on one server.
+/// The state of one nickname on one server, locked for this process.
 #[derive(Debug)]
 pub struct Store {
     /// `<state dir>/<host>_<port>_<nickname in lower case>`.
     dir: PathBuf,
+    /// Holds the directory's lock for as long as the store lives.
+    _lock: File,
 }
 
 /// Escapes everything but `[A-Za-z0-9.-]` as `%XX`, so that any host makes
@@ -79,8 +86,9 @@ fn parse_token_file(text: &str) -> Option<OwnerToken> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the state of `nick` on `host:port`.
-    /// Nicknames are case-insensitive, so `Alice` and `alice` share one.
+    /// Opens (creating if needed) the state of `nick` on `host:port` and
+    /// locks it; fails if another client holds it. Nicknames are
+    /// case-insensitive, so `Alice` and `alice` share one.
     pub fn open(state_dir: &Path, host: &str, port: u16, nick: &str) -> Result<Store, StoreError> {
         // The port separates the parts, so the name is never "." or "..".
         let name = format!("{}_{port}_{}", file_name_part(host), file_name_part(&nick_key(nick)));
@@ -90,7 +98,18 @@ impl Store {
             .mode(0o700)
             .create(&dir)
             .map_err(|source| StoreError { path: dir.clone(), source })?;
-        Ok(Store { dir })
+        let path = dir.join("lock");
+        let failed = |source| StoreError { path: path.clone(), source };
+        let lock =
+            OpenOptions::new().create(true).write(true).truncate(false).mode(0o600).open(&path).map_err(failed)?;
+        match lock.try_lock() {
+            Ok(()) => Ok(Store { dir, _lock: lock }),
+            Err(TryLockError::WouldBlock) => Err(failed(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("another chat client is running as {nick} on {host}:{port}; close it first"),
+            ))),
+            Err(TryLockError::Error(err)) => Err(failed(err)),
+        }
     }
 
     /// The owner token, if this client has made one for this nickname.
@@ -198,12 +217,27 @@ mod tests {
         store.save_last_seen(41).unwrap();
         store.save_outbox(&outbox).unwrap();
 
+        let dir = store.dir.clone();
+        drop(store);
         let again = Store::open(&state, "127.0.0.1", 5555, "alice").unwrap();
-        assert_eq!(again.dir, store.dir, "nicknames are case-insensitive");
+        assert_eq!(again.dir, dir, "nicknames are case-insensitive");
         let token = again.load_token().unwrap().unwrap();
         assert_eq!((token.token, token.accepted), ([0xab; 32], true));
         assert_eq!(again.load_last_seen().unwrap(), 41);
         assert_eq!(again.load_outbox().unwrap(), outbox);
+        fs::remove_dir_all(&state).unwrap();
+    }
+
+    #[test]
+    fn one_client_at_a_time_uses_a_state_directory() {
+        let state = temp_state_dir("lock");
+        let first = Store::open(&state, "127.0.0.1", 5555, "carol").unwrap();
+        let err = Store::open(&state, "127.0.0.1", 5555, "Carol").unwrap_err();
+        assert_eq!(err.source.kind(), io::ErrorKind::WouldBlock);
+        assert!(err.to_string().ends_with("another chat client is running as Carol on 127.0.0.1:5555; close it first"));
+        assert!(Store::open(&state, "127.0.0.1", 5555, "dave").is_ok(), "other nicknames are not locked");
+        drop(first);
+        assert!(Store::open(&state, "127.0.0.1", 5555, "carol").is_ok(), "the lock ends with its holder");
         fs::remove_dir_all(&state).unwrap();
     }
 
@@ -218,9 +252,10 @@ mod tests {
         assert_eq!(mode(&store.dir), 0o700);
         assert_eq!(mode(&store.dir.join("token")), 0o600);
         assert_eq!(mode(&store.dir.join("last_seen")), 0o600);
+        assert_eq!(mode(&store.dir.join("lock")), 0o600);
         let mut names: Vec<_> = fs::read_dir(&store.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
-        assert_eq!(names, ["last_seen", "token"]);
+        assert_eq!(names, ["last_seen", "lock", "token"]);
         fs::remove_dir_all(&state).unwrap();
     }
 

@@ -179,7 +179,6 @@ fn read_loop(
                 return reason;
             }
         };
-        // Let chains need Rust 1.88; the workspace promises 1.85.
         if reply.is_some_and(|reply| !conn.push(Outgoing::new(&reply))) {
             return conn.closed_because().unwrap_or_default();
         }
