@@ -8,7 +8,9 @@
 //! - [`writer`]: delivery: a pool thread (or, for a slow reader, a thread
 //!   of its own) turns control frames, presence and mailbox into sealed
 //!   frames, one write per round.
-//! - [`state`]: registered users, mailboxes, presence, exactly-once.
+//! - [`state`]: registered users, mailboxes, who is online, exactly-once.
+//! - [`presence`]: the shared list of logins and logouts behind JOINED and
+//!   LEFT.
 //! - [`journal`]: the append-only journal that makes SENT mean "on disk".
 //! - [`conn`]: the wake-up handle the state keeps for each online connection.
 //!
@@ -19,6 +21,7 @@ pub mod config;
 pub mod conn;
 pub mod journal;
 pub mod listener;
+pub mod presence;
 pub mod session;
 pub mod state;
 pub mod writer;

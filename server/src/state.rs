@@ -14,13 +14,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chat_common::MAX_UNCONFIRMED_SENDS;
-use chat_common::message::{ChatMsg, ServerMsg, kind, put_str, put_users};
+use chat_common::message::{ChatMsg, ServerMsg, kind, put_users};
 use chat_common::validate::nick_key;
 
 use crate::conn::{Conn, Outgoing};
 use crate::journal::{self, Journal, Record};
+use crate::presence::Presence;
 
-/// Names per USERS frame: 1,000 × at most 34 bytes stays far below 64 KiB.
+/// Names per USERS, JOINED or LEFT frame: 1,000 × at most 34 bytes stays
+/// far below 64 KiB.
 pub const USERS_PER_FRAME: usize = 1000;
 
 /// One registered nickname.
@@ -102,24 +104,8 @@ pub struct State {
     staged: VecDeque<Staged>,
     /// `None` when running with `--memory`.
     journal: Option<Journal>,
-    /// Logins and logouts in order, shared by every connection: each
-    /// connection's writer takes what it has not sent yet (the cursor is
-    /// [`Conn::presence_seen`]) and sends it as a few JOINED and LEFT
-    /// frames, so a login or logout costs one entry here rather than one
-    /// frame per online user. Trimmed at each presence tick to what some
-    /// connection still has to send.
-    presence: VecDeque<Presence>,
-    /// Number of the entry at the front of `presence`.
-    presence_base: u64,
-    /// The frames made last for entries `.0...1`. A tick finds most
-    /// connections at the same cursor, so they share one encoding.
-    presence_frames: (u64, u64, Vec<Outgoing>),
-}
-
-/// One login (`joined`) or logout, and whom it is about (who is not told).
-struct Presence {
-    nick: String,
-    joined: bool,
+    /// Logins and logouts, for the writers to send as JOINED and LEFT.
+    presence: Presence,
 }
 
 impl State {
@@ -131,9 +117,7 @@ impl State {
             mailbox_cap,
             staged: VecDeque::new(),
             journal: None,
-            presence: VecDeque::new(),
-            presence_base: 0,
-            presence_frames: (0, 0, Vec::new()),
+            presence: Presence::default(),
         }
     }
 
@@ -175,65 +159,15 @@ impl State {
         self.users.values().filter(|user| user.online.is_some()).map(|user| user.nick.clone()).collect()
     }
 
-    /// Number of the next presence entry.
-    fn presence_end(&self) -> u64 {
-        self.presence_base + self.presence.len() as u64
-    }
-
-    /// The logins and logouts `conn` has not sent yet, as one JOINED or
-    /// LEFT frame per run (at most [`USERS_PER_FRAME`] names each);
-    /// advances its cursor. With thousands logging in, each connection has
-    /// thousands of names to send: they are encoded once, here, for every
-    /// connection at the same cursor.
+    /// The logins and logouts `conn` has not sent yet (see [`Presence::take`]).
     pub fn take_presence(&mut self, conn: &Conn) -> Vec<Outgoing> {
-        let (from, end) = (conn.presence_seen.load(Ordering::Relaxed).max(self.presence_base), self.presence_end());
-        conn.presence_seen.store(end, Ordering::Relaxed);
-        if from == end {
-            return Vec::new();
-        }
-        if (from, end) != (self.presence_frames.0, self.presence_frames.1) {
-            self.presence_frames = (from, end, self.presence_frames_from(from));
-        }
-        self.presence_frames.2.clone()
+        self.presence.take(conn)
     }
 
-    /// Encodes the entries from number `from` on.
-    fn presence_frames_from(&self, from: u64) -> Vec<Outgoing> {
-        let mut frames = Vec::new();
-        // (joined, names so far, payload: a count patched in at the end, then the names)
-        let mut run: Option<(bool, u16, Vec<u8>)> = None;
-        let finish = |(joined, count, mut payload): (bool, u16, Vec<u8>)| {
-            payload[..2].copy_from_slice(&count.to_be_bytes());
-            Outgoing { kind: if joined { kind::JOINED } else { kind::LEFT }, payload: payload.into() }
-        };
-        for entry in self.presence.range((from - self.presence_base) as usize..) {
-            match &mut run {
-                Some((joined, count, payload)) if *joined == entry.joined && usize::from(*count) < USERS_PER_FRAME => {
-                    put_str(payload, &entry.nick);
-                    *count += 1;
-                }
-                _ => {
-                    frames.extend(run.take().map(finish));
-                    let mut payload = vec![0, 0];
-                    put_str(&mut payload, &entry.nick);
-                    run = Some((entry.joined, 1, payload));
-                }
-            }
-        }
-        frames.extend(run.map(finish));
-        frames
-    }
-
-    /// The presence tick: drops the entries every online connection has
-    /// sent, and returns the connections that have some still to send.
+    /// The presence tick: forgets what every online connection has sent,
+    /// and returns the connections that have some still to send.
     pub fn presence_due(&mut self) -> Vec<Arc<Conn>> {
-        let end = self.presence_end();
-        let online = self.users.values().filter_map(|user| user.online.as_ref());
-        let oldest = online.clone().map(|conn| conn.presence_seen.load(Ordering::Relaxed)).min().unwrap_or(end);
-        while self.presence_base < oldest && self.presence.pop_front().is_some() {
-            self.presence_base += 1;
-        }
-        online.filter(|conn| conn.presence_seen.load(Ordering::Relaxed) < end).cloned().collect()
+        self.presence.due(self.users.values().filter_map(|user| user.online.as_ref()))
     }
 
     /// Logs `nick` in on `conn`. `registered` is what the handshake saw;
@@ -286,11 +220,11 @@ impl State {
             conn.push(Outgoing { kind: kind::USERS, payload: payload.into() });
         }
         if replaced.is_none() {
-            self.presence.push_back(Presence { nick: nick.clone(), joined: true });
+            self.presence.push(&nick, true);
         }
         // The USERS list covers everything before this point, and the
         // cursor after our own JOINED means no one hears of themselves.
-        conn.presence_seen.store(self.presence_end(), Ordering::Relaxed);
+        conn.presence_seen.store(self.presence.end(), Ordering::Relaxed);
         conn.mail();
         Ok(Login { nick, registered_now, replaced })
     }
@@ -302,7 +236,7 @@ impl State {
         let Some(user) = self.users.get_mut(&key) else { return };
         if user.online.as_ref().is_some_and(|online| online.id == conn.id) {
             user.online = None;
-            self.presence.push_back(Presence { nick: user.nick.clone(), joined: false });
+            self.presence.push(&user.nick, false);
         }
     }
 
