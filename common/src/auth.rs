@@ -39,6 +39,8 @@ pub const LABEL_SERVER_PROOF: &[u8] = b"hmac-chat v1 server proof";
 pub const LABEL_JOURNAL: &[u8] = b"hmac-chat v1 journal";
 /// Prefix hashed with an owner token to make the server's verifier.
 pub const LABEL_OWNER_TOKEN: &[u8] = b"hmac-chat v1 owner token";
+/// HKDF label of the shared key's fingerprint.
+pub const LABEL_KEY_CHECK: &[u8] = b"hmac-chat v1 key check";
 
 /// The shared secret. Its `Debug` never shows the bytes.
 #[derive(Clone, PartialEq, Eq)]
@@ -143,13 +145,30 @@ impl SessionKeys {
     }
 }
 
+/// HKDF of the shared key alone, with `label` as both salt and info: a
+/// key for one use that reveals nothing about the shared key.
+fn derive_from_key(key: &Key, label: &[u8]) -> [u8; 32] {
+    let prk = hkdf_extract(label, &key.0);
+    let mut out = [0u8; 32];
+    hkdf_expand(&prk, label, &mut out);
+    out
+}
+
 /// The key that tags journal records at rest: HKDF of the shared key with
 /// its own label, so a journal record can never pass for a frame.
 pub fn journal_key(key: &Key) -> [u8; 32] {
-    let prk = hkdf_extract(LABEL_JOURNAL, &key.0);
-    let mut out = [0u8; 32];
-    hkdf_expand(&prk, LABEL_JOURNAL, &mut out);
-    out
+    derive_from_key(key, LABEL_JOURNAL)
+}
+
+impl Key {
+    /// A name for this key that reveals nothing about it: the first 8 bytes
+    /// of HKDF(key, "hmac-chat v1 key check"), as 16 hex digits. Two key
+    /// files hold the same key exactly when their fingerprints match (to
+    /// one chance in 2^64), so the server's journal and the client's state
+    /// directory can say which key they belong to.
+    pub fn fingerprint(&self) -> String {
+        derive_from_key(self, LABEL_KEY_CHECK)[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// A handshake proof: `HMAC(proof key, transcript hash)`.
@@ -270,6 +289,16 @@ mod tests {
         let mut okm = [0u8; 42];
         hkdf_expand(&prk, &info, &mut okm);
         assert_eq!(hex(&okm), "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    }
+
+    #[test]
+    fn the_fingerprint_names_the_key_without_revealing_it() {
+        let (a, b) = (Key([7; 32]), Key([8; 32]));
+        assert_eq!(a.fingerprint(), Key([7; 32]).fingerprint());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint().len(), 16);
+        assert!(!hex(&a.0).contains(&a.fingerprint()));
+        assert_ne!(a.fingerprint(), hex(&journal_key(&a)[..8]));
     }
 
     #[test]
