@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use chat_common::frame::read_frame;
-use chat_common::message::{ClientMsg, Handshake, ServerMsg};
+use chat_common::message::{Handshake, describe_unverified};
 
 /// Prints a line, ignoring a closed stdout: the relay must go on.
 macro_rules! say {
@@ -125,7 +125,7 @@ fn pump(
         let sealed = index_this_way >= 2;
         index_this_way += 1;
         if options.show {
-            say!("#{n} {arrow} {}", describe(&frame, upstream, sealed));
+            say!("#{n} {arrow} {}", describe(&frame, sealed));
         }
         let write = |to: &Mutex<TcpStream>, bytes: &[u8]| {
             // A poisoned lock only means another pump died; the socket is fine.
@@ -157,7 +157,7 @@ fn pump(
 }
 
 /// One line on a frame: what anyone on the network can read.
-fn describe(frame: &[u8], upstream: bool, sealed: bool) -> String {
+fn describe(frame: &[u8], sealed: bool) -> String {
     let len = frame.len() - 4;
     if !sealed || frame.len() < 45 {
         let text = match Handshake::decode(&frame[4..]) {
@@ -172,12 +172,8 @@ fn describe(frame: &[u8], upstream: bool, sealed: bool) -> String {
     }
     let seq = u64::from_be_bytes(frame[4..12].try_into().unwrap_or_default());
     let (kind, payload, tag) = (frame[12], &frame[13..frame.len() - 32], &frame[frame.len() - 32..]);
-    let text = if upstream {
-        ClientMsg::decode(kind, payload).map(|m| format!("{m:?}"))
-    } else {
-        ServerMsg::decode(kind, payload).map(|m| format!("{m:?}"))
-    };
-    let text = text.unwrap_or_else(|err| format!("kind 0x{kind:02x} unreadable ({err})"));
+    // The proxy holds no session keys: it shows what it cannot verify.
+    let text = describe_unverified(kind, payload);
     format!("len {len} seq {seq} {text} tag {}", hex(tag))
 }
 

@@ -126,7 +126,7 @@ fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> (String
             Err(err) => return (format!("connection lost: {err}"), false),
         }
         // SECURITY: [P-13] verified before any field is looked at; a bad frame ends the connection.
-        let message = opener.open(&frame).and_then(|(kind, payload)| ServerMsg::decode(kind, payload));
+        let message = opener.open(&frame).and_then(|verified| ServerMsg::decode(&verified));
         let message = match message {
             Ok(message) => message,
             Err(err) => return (format!("bad frame from the server: {err}"), false),

@@ -176,12 +176,19 @@ pub fn proof(proof_key: &[u8; 32], transcript: &[u8; 32]) -> [u8; TAG_LEN] {
     hmac(proof_key, &[transcript])
 }
 
+/// Evidence that a peer's handshake proof was checked. Only
+/// [`verify_proof`] makes one (the field is private), and the handshake's
+/// results cannot be built without one, so the compiler checks that no
+/// session starts on an unchecked proof.
+#[derive(Debug)]
+pub struct Proven(());
+
 /// Checks a handshake proof in constant time.
-pub fn verify_proof(proof_key: &[u8; 32], transcript: &[u8; 32], tag: &[u8]) -> bool {
+pub fn verify_proof(proof_key: &[u8; 32], transcript: &[u8; 32], tag: &[u8]) -> Option<Proven> {
     let mut mac = keyed(proof_key);
     mac.update(transcript);
-    // SECURITY: constant-time comparison, never `==` on tags.
-    mac.verify_slice(tag).is_ok()
+    // SECURITY: handshake proof compared in constant time, never with `==`.
+    mac.verify_slice(tag).ok().map(|()| Proven(()))
 }
 
 /// Tags outgoing frames for one direction of one session.
@@ -251,17 +258,45 @@ impl Opener {
         Ok(u64::from_be_bytes(seq))
     }
 
-    /// Verifies a whole sealed frame (prefix included) and returns its kind
-    /// and payload. The tag is checked before anything in the frame is
-    /// trusted; then the sequence number must be exactly the next one.
-    pub fn open<'a>(&mut self, frame: &'a [u8]) -> Result<(u8, &'a [u8]), ProtocolError> {
+    /// Verifies a whole sealed frame (prefix included). The tag is checked
+    /// before anything in the frame is trusted; then the sequence number
+    /// must be exactly the next one.
+    pub fn open<'a>(&mut self, frame: &'a [u8]) -> Result<Verified<'a>, ProtocolError> {
         let seq = self.verify(frame)?;
         // SECURITY: exactly the next number; replays, reorders and deletions fail here.
         if seq != self.next_seq {
             return Err(ProtocolError::UnexpectedSequence { got: seq, want: self.next_seq });
         }
         self.next_seq += 1;
-        Ok((frame[LEN_PREFIX + 8], &frame[LEN_PREFIX + 9..frame.len() - TAG_LEN]))
+        Ok(Verified { seq, kind: frame[LEN_PREFIX + 8], payload: &frame[LEN_PREFIX + 9..frame.len() - TAG_LEN] })
+    }
+}
+
+/// A sealed frame whose tag and sequence number [`Opener::open`] checked.
+/// Nothing else can make one (its fields are private), and the message
+/// decoders take nothing else: the compiler checks that no field of a
+/// frame is read before its tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified<'a> {
+    seq: u64,
+    kind: u8,
+    payload: &'a [u8],
+}
+
+impl<'a> Verified<'a> {
+    /// The frame's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The frame's kind byte.
+    pub fn kind(&self) -> u8 {
+        self.kind
+    }
+
+    /// The bytes between the kind and the tag.
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
     }
 }
 
@@ -327,9 +362,11 @@ mod tests {
         assert_eq!(Opener::new(&[2; 32]).open(&first), Err(ProtocolError::BadTag));
         let mut opener = Opener::new(&[1; 32]);
         assert_eq!(opener.clone().open(&second), Err(ProtocolError::UnexpectedSequence { got: 1, want: 0 }));
-        assert_eq!(opener.open(&first), Ok((0x13, &b""[..])));
+        let opened = opener.open(&first).unwrap();
+        assert_eq!((opened.seq(), opened.kind(), opened.payload()), (0, 0x13, &b""[..]));
         assert_eq!(opener.open(&first), Err(ProtocolError::UnexpectedSequence { got: 0, want: 1 }));
-        assert_eq!(opener.open(&second), Ok((0x12, &b"12345678"[..])));
+        let opened = opener.open(&second).unwrap();
+        assert_eq!((opened.seq(), opened.kind(), opened.payload()), (1, 0x12, &b"12345678"[..]));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::auth::{self, Key, NONCE_LEN, Opener, Sealer, SessionKeys, TOKEN_LEN};
+use crate::auth::{self, Key, NONCE_LEN, Opener, Proven, Sealer, SessionKeys, TOKEN_LEN};
 use crate::error::{Error, ProtocolError};
 use crate::frame::read_frame;
 use crate::message::{Handshake, kind};
@@ -47,6 +47,8 @@ pub struct ClientSide {
     pub sealer: Sealer,
     /// Checks the frames the server sends.
     pub opener: Opener,
+    /// The server's ACCEPT was checked: without it, no `ClientSide`.
+    _proven: Proven,
 }
 
 /// What the server has once the client has proven itself.
@@ -60,6 +62,8 @@ pub struct ServerSide {
     pub sealer: Sealer,
     /// Checks the frames the client sends.
     pub opener: Opener,
+    /// The client's PROOF was checked: without it, no `ServerSide`.
+    _proven: Proven,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -150,12 +154,15 @@ pub fn client_handshake<S: Read + Write>(
     let keys = SessionKeys::derive(key, verifier.as_ref(), &transcript);
     send(stream, &Handshake::Proof { tag: auth::proof(&keys.client_proof, &transcript) })?;
     match read_handshake(stream)? {
-        (_, Handshake::Accept { tag }) if auth::verify_proof(&keys.server_proof, &transcript, &tag) => Ok(ClientSide {
-            registered,
-            sealer: Sealer::new(&keys.client_to_server),
-            opener: Opener::new(&keys.server_to_client),
-        }),
-        (_, Handshake::Accept { .. }) => Err(Error::ServerProofFailed),
+        (_, Handshake::Accept { tag }) => match auth::verify_proof(&keys.server_proof, &transcript, &tag) {
+            Some(proven) => Ok(ClientSide {
+                registered,
+                sealer: Sealer::new(&keys.client_to_server),
+                opener: Opener::new(&keys.server_to_client),
+                _proven: proven,
+            }),
+            None => Err(Error::ServerProofFailed),
+        },
         // A token never accepted and refused: the nickname is someone else's
         // (our own registration would have made it work).
         (_, Handshake::Fail { .. }) if registered && token.is_some_and(|owned| !owned.accepted) => {
@@ -195,14 +202,14 @@ pub fn server_handshake<S: Read + Write>(
     let challenge = send(stream, &Handshake::Challenge { nonce: nonce_server, registered })?;
     let transcript = auth::transcript_hash(&hello, &challenge);
     let keys = SessionKeys::derive(key, verifier.as_ref(), &transcript);
-    match read_handshake(stream)? {
-        (_, Handshake::Proof { tag }) if auth::verify_proof(&keys.client_proof, &transcript, &tag) => {}
-        (_, Handshake::Proof { .. }) => {
-            let _ = send(stream, &Handshake::Fail { reason: "authentication failed".into() });
-            return Err(Error::AuthFailed);
-        }
+    let proven = match read_handshake(stream)? {
+        (_, Handshake::Proof { tag }) => auth::verify_proof(&keys.client_proof, &transcript, &tag),
         (_, other) => return Err(unexpected(&other)),
-    }
+    };
+    let Some(proven) = proven else {
+        let _ = send(stream, &Handshake::Fail { reason: "authentication failed".into() });
+        return Err(Error::AuthFailed);
+    };
     // SECURITY: the server proves itself only to a client that proved itself first.
     send(stream, &Handshake::Accept { tag: auth::proof(&keys.server_proof, &transcript) })?;
     Ok(ServerSide {
@@ -210,5 +217,6 @@ pub fn server_handshake<S: Read + Write>(
         registered,
         sealer: Sealer::new(&keys.server_to_client),
         opener: Opener::new(&keys.client_to_server),
+        _proven: proven,
     })
 }

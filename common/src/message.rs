@@ -6,7 +6,7 @@
 //! message is the payload of a sealed frame (see [`crate::auth`]). Decoding
 //! checks every length against the bytes present and rejects trailing bytes.
 
-use crate::auth::{NONCE_LEN, TAG_LEN};
+use crate::auth::{NONCE_LEN, TAG_LEN, Verified};
 use crate::error::ProtocolError;
 use crate::frame::push_frame;
 
@@ -117,6 +117,43 @@ pub enum ServerMsg {
     /// A problem that does not end the session; `client_id` names the SEND
     /// it is about, or is 0.
     Error { client_id: u64, reason: String },
+}
+
+impl ChatMsg {
+    /// Appends the MSG layout: id, time, from, to, text.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.id);
+        put_u64(out, self.time_ms);
+        put_str(out, &self.from);
+        put_str(out, &self.to);
+        put_str(out, &self.text);
+    }
+
+    /// Reads the MSG layout (for [`ServerMsg::decode`], and for the
+    /// server's journal, which stores MSG payloads inside its own tagged
+    /// records).
+    pub fn read(fields: &mut Fields<'_>) -> Result<Self, ProtocolError> {
+        Ok(ChatMsg {
+            id: fields.u64("id")?,
+            time_ms: fields.u64("time_ms")?,
+            from: fields.string("from")?,
+            to: fields.string("to")?,
+            text: fields.string("text")?,
+        })
+    }
+}
+
+/// Describes a frame's kind and payload in words, for tools that show
+/// traffic they cannot verify (the attack lab's proxy). It returns text,
+/// not a message, so that nothing can act on a frame whose tag was not
+/// checked.
+pub fn describe_unverified(kind: u8, payload: &[u8]) -> String {
+    let decoded = if kind < kind::WELCOME {
+        ClientMsg::read(kind, payload).map(|msg| format!("{msg:?}"))
+    } else {
+        ServerMsg::read(kind, payload).map(|msg| format!("{msg:?}"))
+    };
+    decoded.unwrap_or_else(|err| format!("kind 0x{kind:02x}, {} bytes: {err}", payload.len()))
 }
 
 /// Appends a big-endian `u64`.
@@ -315,8 +352,12 @@ impl ClientMsg {
         }
     }
 
-    /// Decodes a sealed frame's kind and payload.
-    pub fn decode(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
+    /// Decodes a sealed frame that [`crate::auth::Opener::open`] verified.
+    pub fn decode(frame: &Verified<'_>) -> Result<Self, ProtocolError> {
+        Self::read(frame.kind(), frame.payload())
+    }
+
+    fn read(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
         let mut fields = Fields::new(payload);
         let message = match kind {
             kind::LOGIN => ClientMsg::Login {
@@ -363,13 +404,7 @@ impl ServerMsg {
             ServerMsg::Reject { reason } => put_str(out, reason),
             ServerMsg::Users { last, nicks } => put_users(out, *last, nicks.iter().map(String::as_str)),
             ServerMsg::Joined { nicks } | ServerMsg::Left { nicks } => put_nicks(out, nicks.iter().map(String::as_str)),
-            ServerMsg::Msg(msg) => {
-                put_u64(out, msg.id);
-                put_u64(out, msg.time_ms);
-                put_str(out, &msg.from);
-                put_str(out, &msg.to);
-                put_str(out, &msg.text);
-            }
+            ServerMsg::Msg(msg) => msg.write(out),
             ServerMsg::Sent { client_id, id } => {
                 put_u64(out, *client_id);
                 put_u64(out, *id);
@@ -382,8 +417,12 @@ impl ServerMsg {
         }
     }
 
-    /// Decodes a sealed frame's kind and payload.
-    pub fn decode(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
+    /// Decodes a sealed frame that [`crate::auth::Opener::open`] verified.
+    pub fn decode(frame: &Verified<'_>) -> Result<Self, ProtocolError> {
+        Self::read(frame.kind(), frame.payload())
+    }
+
+    fn read(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
         let mut fields = Fields::new(payload);
         let message = match kind {
             kind::WELCOME => {
@@ -393,13 +432,7 @@ impl ServerMsg {
             kind::USERS => ServerMsg::Users { last: fields.flag("last")?, nicks: fields.nicks()? },
             kind::JOINED => ServerMsg::Joined { nicks: fields.nicks()? },
             kind::LEFT => ServerMsg::Left { nicks: fields.nicks()? },
-            kind::MSG => ServerMsg::Msg(ChatMsg {
-                id: fields.u64("id")?,
-                time_ms: fields.u64("time_ms")?,
-                from: fields.string("from")?,
-                to: fields.string("to")?,
-                text: fields.string("text")?,
-            }),
+            kind::MSG => ServerMsg::Msg(ChatMsg::read(&mut fields)?),
             kind::SENT => ServerMsg::Sent { client_id: fields.u64("client_id")?, id: fields.u64("id")? },
             kind::PONG => ServerMsg::Pong,
             kind::ERROR => ServerMsg::Error { client_id: fields.u64("client_id")?, reason: fields.string("reason")? },

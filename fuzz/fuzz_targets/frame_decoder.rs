@@ -67,12 +67,16 @@ fn decode_all(body: &[u8]) {
     let Some((&kind, payload)) = body.split_first() else {
         return;
     };
-    if let Ok(message) = ClientMsg::decode(kind, payload) {
+    // The decoders take only verified frames: seal the body, then open it.
+    let mut sealed = Vec::new();
+    Sealer::new(&KEY).seal(kind, payload, &mut sealed);
+    let Ok(frame) = Opener::new(&KEY).open(&sealed) else { panic!("a frame sealed just now did not open") };
+    if let Ok(message) = ClientMsg::decode(&frame) {
         let mut again = Vec::new();
         message.encode_payload(&mut again);
         assert_eq!((message.kind(), &again[..]), (kind, payload), "{message:?} has a second encoding");
     }
-    if let Ok(message) = ServerMsg::decode(kind, payload) {
+    if let Ok(message) = ServerMsg::decode(&frame) {
         let mut again = Vec::new();
         message.encode_payload(&mut again);
         assert_eq!((message.kind(), &again[..]), (kind, payload), "{message:?} has a second encoding");
@@ -94,9 +98,10 @@ fn check_seal_round_trip(data: &[u8]) {
     assert_eq!(frame_len(first, usize::MAX), Ok(Some(first.len())));
     let mut opener = Opener::new(&KEY);
     assert_eq!(opener.clone().open(second), Err(ProtocolError::UnexpectedSequence { got: 1, want: 0 }));
-    assert_eq!(opener.open(first), Ok((kind, payload)));
+    let parts = |frame: chat_common::auth::Verified<'_>| (frame.seq(), frame.kind(), frame.payload().to_vec());
+    assert_eq!(opener.open(first).map(parts), Ok((0, kind, payload.to_vec())));
     assert_eq!(opener.open(first), Err(ProtocolError::UnexpectedSequence { got: 0, want: 1 }));
-    assert_eq!(opener.open(second), Ok((kind, payload)));
+    assert_eq!(opener.open(second).map(parts), Ok((1, kind, payload.to_vec())));
 
     let mut bent = first.to_vec();
     let at = usize::from(kind) * 7919 % bent.len();

@@ -165,8 +165,8 @@ fuzz_target!(|data: &[u8]| {
     let keys = honest_keys(&wire.read[..hello_len], &wire.written[..challenge_len]).unwrap();
     let mut frame = Vec::new();
     Sealer::new(&keys.client_to_server).seal(0x13, b"", &mut frame);
-    assert_eq!(server.opener.open(&frame), Ok((0x13, &b""[..])));
+    assert_eq!(server.opener.open(&frame).map(|f| (f.kind(), f.payload())), Ok((0x13, &b""[..])));
     frame.clear();
     server.sealer.seal(0x27, b"", &mut frame);
-    assert_eq!(Opener::new(&keys.server_to_client).open(&frame), Ok((0x27, &b""[..])));
+    assert_eq!(Opener::new(&keys.server_to_client).open(&frame).map(|f| (f.kind(), f.payload())), Ok((0x27, &b""[..])));
 });

@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use chat_common::ProtocolError;
-use chat_common::auth::{Opener, Sealer};
+use chat_common::auth::{Opener, Sealer, Verified};
 use chat_common::frame::{LEN_PREFIX, frame_len};
-use chat_common::message::{ChatMsg, Fields, ServerMsg, kind, put_str, put_u64};
+use chat_common::message::{ChatMsg, Fields, put_str, put_u64};
 
 use crate::state::State;
 
@@ -91,9 +91,10 @@ impl Record {
         }
     }
 
-    fn decode(kind_byte: u8, payload: &[u8]) -> Result<Record, ProtocolError> {
+    fn decode(frame: &Verified<'_>) -> Result<Record, ProtocolError> {
+        let payload = frame.payload();
         let mut fields = Fields::new(payload);
-        let record = match kind_byte {
+        let record = match frame.kind() {
             record_kind::USER => Record::User {
                 nick: fields.string("nick")?,
                 verifier: fields.array("verifier")?,
@@ -105,7 +106,9 @@ impl Record {
                 let client_id = fields.u64("client_id")?;
                 let rest = fields.bytes(payload.len() - 8, "message")?;
                 // The payload must be a well-formed MSG.
-                ServerMsg::decode(kind::MSG, rest)?;
+                let mut msg = Fields::new(rest);
+                ChatMsg::read(&mut msg)?;
+                msg.finish()?;
                 Record::Message { client_id, payload: rest.into() }
             }
             record_kind::ACK => Record::Ack { nick: fields.string("nick")?, up_to: fields.u64("up_to")? },
@@ -120,10 +123,7 @@ impl Record {
 /// Decodes a MESSAGE record's payload (checked at replay, so it cannot fail
 /// for records that made it into the state).
 pub fn chat_msg(payload: &[u8]) -> Option<ChatMsg> {
-    match ServerMsg::decode(kind::MSG, payload) {
-        Ok(ServerMsg::Msg(msg)) => Some(msg),
-        _ => None,
-    }
+    ChatMsg::read(&mut Fields::new(payload)).ok()
 }
 
 /// The in-memory half, kept inside [`State`] under the state lock.
@@ -329,8 +329,8 @@ fn check_record(opener: &mut Opener, bytes: &[u8]) -> Result<(Record, usize), St
         Ok(None) => return Err("cut short".into()),
         Err(err) => return Err(err.to_string()),
     };
-    let (kind_byte, payload) = opener.open(&bytes[..len]).map_err(|err| err.to_string())?;
-    let record = Record::decode(kind_byte, payload).map_err(|err| err.to_string())?;
+    let frame = opener.open(&bytes[..len]).map_err(|err| err.to_string())?;
+    let record = Record::decode(&frame).map_err(|err| err.to_string())?;
     Ok((record, len))
 }
 
@@ -402,6 +402,7 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_common::message::ServerMsg;
 
     #[test]
     fn every_record_round_trips() {
@@ -417,14 +418,18 @@ mod tests {
         for record in records {
             let mut out = Vec::new();
             let kind_byte = record.encode(&mut out);
-            assert_eq!(Record::decode(kind_byte, &out), Ok(record));
+            let mut frame = Vec::new();
+            Sealer::new(&[1; 32]).seal(kind_byte, &out, &mut frame);
+            assert_eq!(Record::decode(&Opener::new(&[1; 32]).open(&frame).unwrap()), Ok(record));
         }
     }
 
     #[test]
     fn a_message_record_must_hold_a_well_formed_msg() {
         let mut out = Vec::new();
-        Record::Message { client_id: 1, payload: Arc::from(&b"junk"[..]) }.encode(&mut out);
-        assert!(Record::decode(record_kind::MESSAGE, &out).is_err());
+        let kind_byte = Record::Message { client_id: 1, payload: Arc::from(&b"junk"[..]) }.encode(&mut out);
+        let mut frame = Vec::new();
+        Sealer::new(&[1; 32]).seal(kind_byte, &out, &mut frame);
+        assert!(Record::decode(&Opener::new(&[1; 32]).open(&frame).unwrap()).is_err());
     }
 }

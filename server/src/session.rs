@@ -37,8 +37,8 @@ fn read_msg<R: Read>(
     if !read_frame(reader, max, buf)? {
         return Ok(None);
     }
-    let (kind, payload) = opener.open(buf)?;
-    Ok(Some(ClientMsg::decode(kind, payload)?))
+    let frame = opener.open(buf)?;
+    Ok(Some(ClientMsg::decode(&frame)?))
 }
 
 /// Why reading stopped, in words for the log.

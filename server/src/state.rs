@@ -421,6 +421,12 @@ fn deposit(user: &mut User, id: u64, payload: &Arc<[u8]>, cap: usize) {
 mod tests {
     use super::*;
 
+    fn decode(out: &Outgoing) -> ServerMsg {
+        let mut frame = Vec::new();
+        chat_common::auth::Sealer::new(&[1; 32]).seal(out.kind, &out.payload, &mut frame);
+        ServerMsg::decode(&chat_common::auth::Opener::new(&[1; 32]).open(&frame).unwrap()).unwrap()
+    }
+
     fn logged_in(state: &mut State, nick: &str, conn_id: u64) -> Arc<Conn> {
         let conn = Conn::new(conn_id, None, 4096);
         let registered = state.verifier(nick).is_some();
@@ -523,7 +529,7 @@ mod tests {
         state.logout("a", &new);
         assert_eq!(state.online(), ["w"]);
         let frames = state.take_presence(&watcher);
-        let decoded: Vec<ServerMsg> = frames.iter().map(|f| ServerMsg::decode(f.kind, &f.payload).unwrap()).collect();
+        let decoded: Vec<ServerMsg> = frames.iter().map(decode).collect();
         assert_eq!(
             decoded,
             [ServerMsg::Joined { nicks: vec!["a".into()] }, ServerMsg::Left { nicks: vec!["a".into()] }]
@@ -557,7 +563,7 @@ mod tests {
         assert_eq!(for_a, for_b, "both hear of c and d");
         assert!(Arc::ptr_eq(&for_a[0].payload, &for_b[0].payload), "encoded once");
         let for_c = state.take_presence(&c);
-        let heard = |frames: &[Outgoing]| match ServerMsg::decode(frames[0].kind, &frames[0].payload).unwrap() {
+        let heard = |frames: &[Outgoing]| match decode(&frames[0]) {
             ServerMsg::Joined { nicks } => nicks,
             other => panic!("{other:?}"),
         };

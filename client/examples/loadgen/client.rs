@@ -159,7 +159,7 @@ impl Client {
         let kind_byte = if TRUST.load(Ordering::Relaxed) && len >= SEAL_OVERHEAD {
             buffered[LEN_PREFIX + 8]
         } else {
-            self.opener.open(&buffered[..len]).map_err(|err| format!("server frame: {err}"))?.0
+            self.opener.open(&buffered[..len]).map_err(|err| format!("server frame: {err}"))?.kind()
         };
         let payload = self.start + SEAL_OVERHEAD - TAG_LEN..self.start + len - TAG_LEN;
         self.start += len;

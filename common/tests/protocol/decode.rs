@@ -4,7 +4,7 @@
 use chat_common::ProtocolError;
 use chat_common::auth::{Opener, Sealer};
 use chat_common::frame::frame_len;
-use chat_common::message::{ChatMsg, ClientMsg, Handshake, ServerMsg};
+use chat_common::message::{ChatMsg, ClientMsg, Handshake, ServerMsg, describe_unverified};
 
 /// A small deterministic generator (xorshift64*), so failures replay.
 pub struct Rng(pub u64);
@@ -21,6 +21,22 @@ impl Rng {
         let len = (self.next() as usize) % (max_len + 1);
         (0..len).map(|_| self.next() as u8).collect()
     }
+}
+
+/// Seals `payload` as a frame of `kind` and opens it again: the only way
+/// to reach the message decoders, which take verified frames.
+fn sealed(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    Sealer::new(&[5; 32]).seal(kind, payload, &mut frame);
+    frame
+}
+
+fn client_decode(kind: u8, payload: &[u8]) -> Result<ClientMsg, ProtocolError> {
+    ClientMsg::decode(&Opener::new(&[5; 32]).open(&sealed(kind, payload)).expect("sealed just now"))
+}
+
+fn server_decode(kind: u8, payload: &[u8]) -> Result<ServerMsg, ProtocolError> {
+    ServerMsg::decode(&Opener::new(&[5; 32]).open(&sealed(kind, payload)).expect("sealed just now"))
 }
 
 fn client_samples() -> Vec<ClientMsg> {
@@ -63,12 +79,12 @@ fn every_message_round_trips() {
     for msg in client_samples() {
         let mut payload = Vec::new();
         msg.encode_payload(&mut payload);
-        assert_eq!(ClientMsg::decode(msg.kind(), &payload), Ok(msg));
+        assert_eq!(client_decode(msg.kind(), &payload), Ok(msg));
     }
     for msg in server_samples() {
         let mut payload = Vec::new();
         msg.encode_payload(&mut payload);
-        assert_eq!(ServerMsg::decode(msg.kind(), &payload), Ok(msg));
+        assert_eq!(server_decode(msg.kind(), &payload), Ok(msg));
     }
     for msg in handshake_samples() {
         let mut frame = Vec::new();
@@ -83,16 +99,16 @@ fn every_truncation_and_any_trailing_byte_is_an_error() {
         let mut payload = Vec::new();
         msg.encode_payload(&mut payload);
         for cut in 0..payload.len() {
-            assert!(ClientMsg::decode(msg.kind(), &payload[..cut]).is_err(), "{msg:?} cut {cut}");
+            assert!(client_decode(msg.kind(), &payload[..cut]).is_err(), "{msg:?} cut {cut}");
         }
         payload.push(0);
-        assert_eq!(ClientMsg::decode(msg.kind(), &payload), Err(ProtocolError::TrailingBytes { count: 1 }));
+        assert_eq!(client_decode(msg.kind(), &payload), Err(ProtocolError::TrailingBytes { count: 1 }));
     }
     for msg in server_samples() {
         let mut payload = Vec::new();
         msg.encode_payload(&mut payload);
         for cut in 0..payload.len() {
-            assert!(ServerMsg::decode(msg.kind(), &payload[..cut]).is_err(), "{msg:?} cut {cut}");
+            assert!(server_decode(msg.kind(), &payload[..cut]).is_err(), "{msg:?} cut {cut}");
         }
     }
     for msg in handshake_samples() {
@@ -116,8 +132,9 @@ fn random_bytes_never_panic_any_decoder() {
         let bytes = rng.bytes(80);
         let kind = rng.next() as u8;
         let _ = Handshake::decode(&bytes);
-        let _ = ClientMsg::decode(kind, &bytes);
-        let _ = ServerMsg::decode(kind, &bytes);
+        let _ = client_decode(kind, &bytes);
+        let _ = server_decode(kind, &bytes);
+        let _ = describe_unverified(kind, &bytes);
         let _ = frame_len(&bytes, 64);
         assert!(Opener::new(&[0; 32]).open(&bytes).is_err(), "a random frame passed the tag check");
     }
@@ -125,7 +142,9 @@ fn random_bytes_never_panic_any_decoder() {
 
 #[test]
 fn unknown_kinds_are_named() {
-    assert_eq!(ClientMsg::decode(0x20, &[]), Err(ProtocolError::UnknownKind(0x20)));
-    assert_eq!(ServerMsg::decode(0x10, &[0; 8]), Err(ProtocolError::UnknownKind(0x10)));
+    assert_eq!(client_decode(0x20, &[]), Err(ProtocolError::UnknownKind(0x20)));
+    assert_eq!(server_decode(0x10, &[0; 8]), Err(ProtocolError::UnknownKind(0x10)));
+    assert_eq!(describe_unverified(0x13, &[]), "Ping");
+    assert_eq!(describe_unverified(0x10, &[]), "kind 0x10, 0 bytes: malformed: truncated in last_seen");
     assert_eq!(Handshake::decode(&[0x10]), Err(ProtocolError::UnknownKind(0x10)));
 }

@@ -50,10 +50,10 @@ fn both_sides_derive_matching_keys() {
 
     let mut frame = Vec::new();
     client_sealer.seal(0x13, b"", &mut frame);
-    assert_eq!(server.opener.open(&frame), Ok((0x13, &b""[..])));
+    assert_eq!(server.opener.open(&frame).map(|f| (f.seq(), f.kind(), f.payload())), Ok((0, 0x13, &b""[..])));
     frame.clear();
     server.sealer.seal(0x27, b"", &mut frame);
-    assert_eq!(client_opener.open(&frame), Ok((0x27, &b""[..])));
+    assert_eq!(client_opener.open(&frame).map(|f| (f.seq(), f.kind(), f.payload())), Ok((0, 0x27, &b""[..])));
 }
 
 /// [P-6] [P-19]

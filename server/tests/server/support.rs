@@ -285,8 +285,8 @@ impl TestClient {
         if !read_frame(&mut self.reader, MAX_FRAME_LEN, &mut self.buf)? {
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
         }
-        let (kind, payload) = self.opener.open(&self.buf)?;
-        Ok((ServerMsg::decode(kind, payload)?, self.buf.clone()))
+        let frame = self.opener.open(&self.buf)?;
+        Ok((ServerMsg::decode(&frame)?, self.buf.clone()))
     }
 
     /// The first message, already skipped or new, that `pick` accepts.
