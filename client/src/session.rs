@@ -196,6 +196,15 @@ impl Session {
                 };
                 actions.events.push(Event::Error { reason });
             }
+            // Kept in the outbox: it goes again with the next connection.
+            ServerMsg::Retry { client_id, reason } => {
+                actions.events.push(Event::Error { reason: format!("message {client_id} not stored yet: {reason}") });
+            }
+            ServerMsg::Dropped { count, limit } => {
+                let reason =
+                    format!("{count} messages were dropped unread because your mailbox was full (limit {limit})");
+                actions.events.push(Event::Error { reason });
+            }
         }
         Ok(())
     }

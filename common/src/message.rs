@@ -48,6 +48,10 @@ pub mod kind {
     pub const PONG: u8 = 0x27;
     /// Server → client: something went wrong that does not end the session.
     pub const ERROR: u8 = 0x28;
+    /// Server → client: a SEND was not stored for now; send it again later.
+    pub const RETRY: u8 = 0x29;
+    /// Server → client: messages were dropped from the mailbox.
+    pub const DROPPED: u8 = 0x2A;
 }
 
 /// The handshake messages, sent as plain (untagged) frames.
@@ -117,6 +121,13 @@ pub enum ServerMsg {
     /// A problem that does not end the session; `client_id` names the SEND
     /// it is about, or is 0.
     Error { client_id: u64, reason: String },
+    /// The SEND with `client_id` was not stored for now (the server's
+    /// storage is full, or a limit applies), nor will any later SEND of
+    /// this session be until this one is sent again [P-27].
+    Retry { client_id: u64, reason: String },
+    /// `count` messages were dropped unread from this user's mailbox
+    /// since the user was last told, because it held `limit` [P-25].
+    Dropped { count: u64, limit: u64 },
 }
 
 impl ChatMsg {
@@ -391,6 +402,8 @@ impl ServerMsg {
             ServerMsg::Sent { .. } => kind::SENT,
             ServerMsg::Pong => kind::PONG,
             ServerMsg::Error { .. } => kind::ERROR,
+            ServerMsg::Retry { .. } => kind::RETRY,
+            ServerMsg::Dropped { .. } => kind::DROPPED,
         }
     }
 
@@ -410,9 +423,13 @@ impl ServerMsg {
                 put_u64(out, *id);
             }
             ServerMsg::Pong => {}
-            ServerMsg::Error { client_id, reason } => {
+            ServerMsg::Error { client_id, reason } | ServerMsg::Retry { client_id, reason } => {
                 put_u64(out, *client_id);
                 put_str(out, reason);
+            }
+            ServerMsg::Dropped { count, limit } => {
+                put_u64(out, *count);
+                put_u64(out, *limit);
             }
         }
     }
@@ -436,6 +453,8 @@ impl ServerMsg {
             kind::SENT => ServerMsg::Sent { client_id: fields.u64("client_id")?, id: fields.u64("id")? },
             kind::PONG => ServerMsg::Pong,
             kind::ERROR => ServerMsg::Error { client_id: fields.u64("client_id")?, reason: fields.string("reason")? },
+            kind::RETRY => ServerMsg::Retry { client_id: fields.u64("client_id")?, reason: fields.string("reason")? },
+            kind::DROPPED => ServerMsg::Dropped { count: fields.u64("count")?, limit: fields.u64("limit")? },
             other => return Err(ProtocolError::UnknownKind(other)),
         };
         fields.finish()?;

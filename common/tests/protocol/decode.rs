@@ -61,6 +61,8 @@ fn server_samples() -> Vec<ServerMsg> {
         ServerMsg::Sent { client_id: 1, id: 2 },
         ServerMsg::Pong,
         ServerMsg::Error { client_id: 0, reason: "r".into() },
+        ServerMsg::Retry { client_id: 5, reason: "full".into() },
+        ServerMsg::Dropped { count: 3, limit: 10 },
     ]
 }
 
