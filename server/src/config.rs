@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use chat_common::{DEFAULT_KEY_FILE, DEFAULT_PORT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_FRAME_LEN, MAX_TEXT_LEN};
 
+/// Stack of every thread the server starts: small, so that 10,000
+/// connections (a thread each) fit in memory.
+pub const THREAD_STACK: usize = 256 * 1024;
+
 /// Everything the server needs to know to run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -93,24 +97,6 @@ Usage: chat-server [OPTIONS]
 
 Ctrl+C stops the server at once; nothing acknowledged is lost.";
 
-/// The flags that take a value.
-const VALUE_FLAGS: [&str; 14] = [
-    "--host",
-    "--port",
-    "--key-file",
-    "--data-dir",
-    "--max-frame",
-    "--max-text",
-    "--handshake-secs",
-    "--idle-secs",
-    "--max-conns",
-    "--max-handshakes",
-    "--mailbox",
-    "--max-control",
-    "--write-timeout-secs",
-    "--compact-bytes",
-];
-
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Parsed {
@@ -142,39 +128,34 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut config = Config::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
+        let (flag, mut inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
             _ => (arg.clone(), None),
         };
-        match flag.as_str() {
+        let flag = flag.as_str();
+        // `--flag VALUE` or `--flag=VALUE`.
+        let mut value = || inline.take().or_else(|| args.next()).ok_or_else(|| format!("{flag}: missing value"));
+        match flag {
             "-h" | "--help" => return Ok(Parsed::Help),
             "-v" | "--verbose" => config.verbose = true,
             "--memory" => config.data_dir = None,
-            name if !VALUE_FLAGS.contains(&name) => {
+            "--host" => config.host = value()?,
+            "--port" => config.port = number(flag, &value()?, 0)?,
+            "--key-file" => config.key_file = value()?.into(),
+            "--data-dir" => config.data_dir = Some(value()?).filter(|dir| !dir.is_empty()).map(PathBuf::from),
+            "--max-frame" => config.max_frame = number(flag, &value()?, 1024)?,
+            "--max-text" => config.max_text = number(flag, &value()?, 1)?,
+            "--handshake-secs" => config.handshake_timeout = seconds(flag, &value()?)?,
+            "--idle-secs" => config.idle_timeout = seconds(flag, &value()?)?,
+            "--max-conns" => config.max_conns = number(flag, &value()?, 1)?,
+            "--max-handshakes" => config.max_handshakes = number(flag, &value()?, 1)?,
+            "--mailbox" => config.mailbox = number(flag, &value()?, 1)?,
+            "--max-control" => config.max_control = number(flag, &value()?, 16)?,
+            "--compact-bytes" => config.compact_bytes = number(flag, &value()?, 1024)?,
+            "--write-timeout-secs" => config.write_timeout = seconds(flag, &value()?)?,
+            name => {
                 let hint = if name.starts_with('-') { "unknown flag" } else { "unexpected argument" };
                 return Err(format!("{hint} {name:?}; see --help"));
-            }
-            _ => {
-                let Some(value) = inline.or_else(|| args.next()) else {
-                    return Err(format!("{flag}: missing value"));
-                };
-                match flag.as_str() {
-                    "--host" => config.host = value,
-                    "--port" => config.port = number(&flag, &value, 0)?,
-                    "--key-file" => config.key_file = value.into(),
-                    "--data-dir" if value.is_empty() => config.data_dir = None,
-                    "--data-dir" => config.data_dir = Some(value.into()),
-                    "--max-frame" => config.max_frame = number(&flag, &value, 1024)?,
-                    "--max-text" => config.max_text = number(&flag, &value, 1)?,
-                    "--handshake-secs" => config.handshake_timeout = seconds(&flag, &value)?,
-                    "--idle-secs" => config.idle_timeout = seconds(&flag, &value)?,
-                    "--max-conns" => config.max_conns = number(&flag, &value, 1)?,
-                    "--max-handshakes" => config.max_handshakes = number(&flag, &value, 1)?,
-                    "--mailbox" => config.mailbox = number(&flag, &value, 1)?,
-                    "--max-control" => config.max_control = number(&flag, &value, 16)?,
-                    "--compact-bytes" => config.compact_bytes = number(&flag, &value, 1024)?,
-                    _ => config.write_timeout = seconds(&flag, &value)?,
-                }
             }
         }
     }

@@ -10,27 +10,10 @@ use std::time::{Duration, Instant};
 
 use chat_common::log::{Level, log};
 
-use crate::{Shared, session};
-
-/// Stack of each connection thread: small, so 10,000 connections fit.
-pub const THREAD_STACK: usize = 256 * 1024;
-
-/// One unit of a counted limit, given back when dropped.
-pub struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    /// Takes a unit if fewer than `max` are taken.
-    fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
-        Some(Slot(counter.clone()))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+use crate::config::THREAD_STACK;
+use crate::session;
+use crate::shared::Shared;
+use crate::slots::Slot;
 
 /// Accepts connections forever, one named thread each.
 pub fn accept_loop(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {

@@ -1,7 +1,8 @@
 //! One connection's life on its own thread: the handshake under one
 //! deadline, LOGIN, then a loop that reads a frame, verifies it, and acts
-//! on it. Replies go through the connection's [`Conn`] queue to the writer
-//! pool, so this thread never writes after login and never blocks others.
+//! on it through the shared state. Replies go through the connection's
+//! [`Conn`] to delivery, so this thread never writes after login and never
+//! waits for a slow reader.
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,15 +13,14 @@ use chat_common::auth::{Opener, Sealer};
 use chat_common::frame::{Deadline, read_frame};
 use chat_common::handshake::server_handshake;
 use chat_common::log::{Level, log, unix_ms};
-use chat_common::message::{ClientMsg, ServerMsg};
+use chat_common::message::{ClientMsg, Outgoing, ServerMsg};
 use chat_common::validate::{validate_nick, validate_text};
 use chat_common::{Error, ProtocolError};
 
-use crate::Shared;
-use crate::conn::{Conn, Outgoing};
-use crate::listener::Slot;
+use crate::delivery::{Conn, POOL_WRITE};
+use crate::shared::Shared;
+use crate::slots::Slot;
 use crate::state::Stored;
-use crate::writer::{self, Outbound};
 
 /// Bytes read from the socket at a time. One page: measured, 64 KiB made
 /// no difference to throughput (a read costs little next to a wake-up),
@@ -76,7 +76,7 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
     };
     let timeouts = stream
         .set_read_timeout(Some(shared.config.idle_timeout))
-        .and_then(|()| stream.set_write_timeout(Some(writer::POOL_WRITE)));
+        .and_then(|()| stream.set_write_timeout(Some(POOL_WRITE)));
     if let Err(err) = timeouts {
         log(Level::Error, peer, format_args!("cannot set socket timeouts: {err}"));
         return;
@@ -96,16 +96,22 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
         Err(err) => return log(Level::Warn, peer, format_args!("closed before LOGIN: {}", describe(&err, shared))),
     };
     let mut sealer = side.sealer;
-    let conn = Conn::new(id, Some(stream.clone()), shared.config.max_control);
+    let conn = Conn::new(id, &side.nick, stream.clone(), shared.config.max_control);
     let login = validate_nick(&side.nick)
-        .and_then(|()| shared.state().login(&side.nick, side.registered, last_seen, register, &conn, unix_ms()));
+        .and_then(|()| shared.state().login(&side.nick, side.registered, last_seen, register, conn.clone(), unix_ms()));
     let login = match login {
         Ok(login) => login,
         Err(reason) => return reject(&stream, &mut sealer, peer, &side.nick, reason),
     };
     // A registration must be on disk before WELCOME confirms it.
     if login.registered_now {
-        shared.flush();
+        shared.commit();
+    }
+    if let Some(old) = &login.replaced {
+        old.close("replaced by a newer login");
+    }
+    for frame in login.frames {
+        conn.push(frame);
     }
     let nick = login.nick;
     let how = match (login.registered_now, login.replaced.is_some()) {
@@ -115,7 +121,7 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
     };
     log(Level::Info, &nick, format_args!("logged in from {peer}{how}"));
 
-    conn.start(shared.writers.clone(), nick.clone(), Outbound { sealer, stream: stream.clone() });
+    conn.start(shared.writers.clone(), sealer);
     let reason = read_loop(shared, &nick, &conn, &mut reader, &mut opener);
     shared.state().logout(&nick, &conn);
     conn.close(&reason);
@@ -148,7 +154,7 @@ fn read_loop(
     let mut staged = false;
     loop {
         if staged && reader.buffer().is_empty() {
-            shared.flush();
+            shared.commit();
             staged = false;
         }
         let msg = match read_msg(reader, opener, shared.config.max_frame, &mut buf) {
