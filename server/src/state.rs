@@ -12,7 +12,7 @@
 //! is told its record is on disk, so nobody sees a message that a crash
 //! could still take back.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use chat_common::MAX_UNCONFIRMED_SENDS;
@@ -281,18 +281,24 @@ impl<C: Connection> State<C> {
     /// the online recipients to wake.
     pub fn publish(&mut self, durable: u64) -> Published<C> {
         let mut published = Published { sent: Vec::new(), wake: Vec::new() };
-        let mut woken = HashSet::new();
+        let mut any = false;
         while self.staged.front().is_some_and(|staged| staged.ticket <= durable) {
             let Some(staged) = self.staged.pop_front() else { break };
-            let (to, cap) = (staged.to.as_deref(), self.mailbox_cap);
-            deposit(&mut self.users, cap, staged.id, &staged.from, to, &staged.payload, |key| {
-                if let Some(online) = self.online.get(key).filter(|online| woken.insert(online.conn.id())) {
-                    published.wake.push(online.conn.clone());
-                }
-            });
+            any = true;
+            deposit(&mut self.users, self.mailbox_cap, staged.id, &staged.from, staged.to.as_deref(), &staged.payload);
             if let Some(online) = self.online.get(&staged.from) {
                 let sent = ServerMsg::Sent { client_id: staged.client_id, id: staged.id };
                 published.sent.push((online.conn.clone(), Outgoing::new(&sent)));
+            }
+        }
+        // Once per publish, not per message: a commit often publishes
+        // hundreds of messages to the same people.
+        if any {
+            for (key, online) in &self.online {
+                let newest = self.users.get(key).and_then(|user| user.mailbox.back()).map_or(0, |(id, _)| *id);
+                if newest > online.sent_up_to {
+                    published.wake.push(online.conn.clone());
+                }
             }
         }
         published
@@ -363,7 +369,7 @@ impl<C: Connection> State<C> {
                 self.next_id = self.next_id.max(msg.id + 1);
                 let from = nick_key(&msg.from);
                 let to = (!msg.to.is_empty()).then(|| nick_key(&msg.to));
-                deposit(&mut self.users, self.mailbox_cap, msg.id, &from, to.as_deref(), &payload, |_| {});
+                deposit(&mut self.users, self.mailbox_cap, msg.id, &from, to.as_deref(), &payload);
                 if let (Some(user), true) = (self.users.get_mut(&from), client_id > 0) {
                     remember_client_id(user, client_id, msg.id);
                 }
@@ -418,18 +424,9 @@ impl User {
     }
 }
 
-/// Puts message `id` in the mailbox of each of its recipients (everyone
-/// for a public message, else `to` and the sender), calling `deposited`
-/// with each recipient's key.
-fn deposit(
-    users: &mut HashMap<String, User>,
-    cap: usize,
-    id: u64,
-    from: &str,
-    to: Option<&str>,
-    payload: &Arc<[u8]>,
-    mut deposited: impl FnMut(&str),
-) {
+/// Puts message `id` in the mailbox of each of its recipients: everyone
+/// for a public message, else `to` and the sender.
+fn deposit(users: &mut HashMap<String, User>, cap: usize, id: u64, from: &str, to: Option<&str>, payload: &Arc<[u8]>) {
     for (key, user) in users.iter_mut() {
         let addressed = to.is_none_or(|to| to == key) || key == from;
         if addressed && user.acked_up_to < id {
@@ -438,7 +435,6 @@ fn deposit(
                 user.dropped += 1;
             }
             user.mailbox.push_back((id, payload.clone()));
-            deposited(key);
         }
     }
 }
