@@ -37,6 +37,7 @@ fn read_msg<R: Read>(
     if !read_frame(reader, max, buf)? {
         return Ok(None);
     }
+    // SECURITY: a frame reaches the decoder only as `Verified`: its tag and sequence number checked first.
     let frame = opener.open(buf)?;
     Ok(Some(ClientMsg::decode(&frame)?))
 }
@@ -97,6 +98,7 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
     };
     let mut sealer = side.sealer;
     let conn = Conn::new(id, &side.nick, stream.clone(), shared.config.max_control);
+    // SECURITY: the nickname is checked before it is looked up, registered or delivered to.
     let login = validate_nick(&side.nick)
         .and_then(|()| shared.state().login(&side.nick, side.registered, last_seen, register, conn.clone(), unix_ms()));
     let login = match login {
@@ -194,6 +196,7 @@ fn read_loop(
 /// Validates and stages one SEND. Returns the immediate reply, if any (SENT
 /// for a new message comes at publication), and whether it staged one.
 fn handle_send(shared: &Shared, nick: &str, client_id: u64, to: &str, text: &str) -> (Option<ServerMsg>, bool) {
+    // SECURITY: a text is checked (length, characters) before it is stored or delivered.
     if let Err(reason) = validate_text(text, shared.config.max_text) {
         log(Level::Warn, nick, format_args!("message {client_id} refused: {reason}"));
         return (Some(ServerMsg::Error { client_id, reason }), false);

@@ -191,6 +191,7 @@ impl<C: Connection> State<C> {
         now_ms: u64,
     ) -> Result<Login<C>, String> {
         let key = nick_key(nick);
+        // SECURITY: a verifier registers only a nickname the handshake saw unregistered, never replaces one.
         match (registered, register) {
             (true, Some(_)) => return Err("LOGIN carries a verifier for a registered nickname".into()),
             (false, None) => return Err("LOGIN must carry a verifier to register this nickname".into()),
@@ -306,7 +307,7 @@ impl<C: Connection> State<C> {
 
     /// `nick` has every message up to `up_to`: they leave the mailbox.
     pub fn ack(&mut self, nick: &str, up_to: u64) {
-        // A client cannot acknowledge ids that do not exist yet.
+        // SECURITY: no client can acknowledge (and so drop) ids that do not exist yet.
         let up_to = up_to.min(self.next_id - 1);
         let Some(user) = self.users.get_mut(&nick_key(nick)) else { return };
         if up_to <= user.acked_up_to {
