@@ -11,3 +11,4 @@ mod layers;
 mod limits;
 mod presence;
 mod support;
+mod textbook;
