@@ -109,7 +109,7 @@ fn serve(shared: &Shared, stream: TcpStream, conn: u64) {
     let stream = Arc::new(stream);
     let (chat, key) = (&shared.0, &shared.1);
     let peer = stream.peer_addr().map_or("?".into(), |addr| addr.to_string());
-    let mut timed = Deadline { stream: &*stream, deadline: Instant::now() + HANDSHAKE_TIMEOUT };
+    let mut timed = Deadline { stream: &stream, deadline: Instant::now() + HANDSHAKE_TIMEOUT };
     let side = match server_handshake(&mut timed, key, |nick| {
         chat.lock().unwrap().users.get(&nick_key(nick)).map(|u| u.verifier)
     }) {
