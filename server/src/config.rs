@@ -44,6 +44,11 @@ pub struct Config {
     pub write_timeout: Duration,
     /// Journal size from which compaction is considered, in bytes.
     pub compact_bytes: u64,
+    /// Start even if a journal record is damaged: cut it off, keeping a copy.
+    pub repair: bool,
+    /// Rewrite the journal under the key in this file, then exit. (Boxed:
+    /// a `PathBuf` would make `Parsed::Run` too large for clippy.)
+    pub rekey: Option<Box<std::path::Path>>,
 }
 
 impl Default for Config {
@@ -64,6 +69,8 @@ impl Default for Config {
             max_control: 4096,
             write_timeout: Duration::from_secs(30),
             compact_bytes: 8 << 20,
+            repair: false,
+            rekey: None,
         }
     }
 }
@@ -93,6 +100,10 @@ Usage: chat-server [OPTIONS]
   --write-timeout-secs S   close a connection whose write blocks this long [default: 30]
   --compact-bytes BYTES    rewrite the journal once it is this big and 4 times
                            its size after the last rewrite [default: 8388608]
+  --repair                 start even if a journal record is damaged: cut the
+                           journal there, after copying it to journal.damaged-TIME
+  --rekey NEW_KEY_FILE     rewrite the journal under the key in NEW_KEY_FILE
+                           (made if missing), keeping users and mail, then exit
   -h, --help               print this help
 
 Ctrl+C stops the server at once; nothing acknowledged is lost.";
@@ -153,6 +164,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--max-control" => config.max_control = number(flag, &value()?, 16)?,
             "--compact-bytes" => config.compact_bytes = number(flag, &value()?, 1024)?,
             "--write-timeout-secs" => config.write_timeout = seconds(flag, &value()?)?,
+            "--repair" => config.repair = true,
+            "--rekey" => config.rekey = Some(PathBuf::from(value()?).into()),
             name => {
                 let hint = if name.starts_with('-') { "unknown flag" } else { "unexpected argument" };
                 return Err(format!("{hint} {name:?}; see --help"));

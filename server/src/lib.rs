@@ -34,13 +34,15 @@ pub mod shared;
 pub mod slots;
 pub mod state;
 
+use std::fs;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use chat_common::auth::{self, Key};
+use chat_common::auth::Key;
 use chat_common::log::{Level, log};
+use chat_common::random;
 
 pub use config::Config;
 use delivery::{ChatState, Context};
@@ -56,29 +58,63 @@ pub struct Server {
     journal: Option<Journal>,
 }
 
+/// Descriptors the server needs besides one per connection: stdin, stdout
+/// and stderr, the listener, the journal, its directory and lock file,
+/// `/dev/urandom`, compaction's new file, and a connection accepted only to
+/// be refused; the rest is headroom.
+pub const RESERVED_DESCRIPTORS: usize = 16;
+
 impl Server {
-    /// Replays the journal (unless `--memory`) and binds the listening
-    /// socket. The error is one line for the user.
-    pub fn bind(config: Config, key: Key) -> Result<Server, String> {
+    /// Fits `--max-conns` to the descriptor limit, replays the journal
+    /// (unless `--memory`) and binds the listening socket. The error is one
+    /// line for the user.
+    pub fn bind(mut config: Config, key: Key) -> Result<Server, String> {
+        fit_descriptors(&mut config);
+        // Opened once, now: a handshake never needs a descriptor of its own.
+        random::source().map_err(|err| format!("/dev/urandom: {err}"))?;
+        let fingerprint = key.fingerprint();
+        log(Level::Info, "server", format_args!("key {} (fingerprint {fingerprint})", config.key_file.display()));
         let mut state = ChatState::new(config.mailbox, config.data_dir.is_some());
         let journal = match &config.data_dir {
             None => None,
             Some(dir) => {
                 let replay = |record| state.replay(record);
-                let (journal, restored) = Journal::open(dir, auth::journal_key(&key), config.compact_bytes, replay)
+                let (journal, restored) = Journal::open(dir, &key, config.compact_bytes, config.repair, replay)
                     .map_err(|err| err.to_string())?;
-                if restored.cut_bytes > 0 {
-                    let cut = restored.cut_bytes;
-                    log(Level::Warn, "server", format_args!("journal: cut off a torn or garbled tail of {cut} bytes"));
+                let (path, cut) = (dir.join(journal::FILE_NAME), restored.cut_bytes);
+                match &restored.copy {
+                    Some(copy) => log(
+                        Level::Warn,
+                        "server",
+                        format_args!(
+                            "--repair: cut {cut} bytes off the journal; the file as it was is in {}",
+                            copy.display()
+                        ),
+                    ),
+                    None if cut > 0 => log(
+                        Level::Warn,
+                        "server",
+                        format_args!(
+                            "journal: cut off a torn last record of {cut} bytes (a write a crash interrupted)"
+                        ),
+                    ),
+                    None => {}
                 }
                 let (users, messages) = state.counts();
-                log(Level::Info, "server", format_args!("restored {users} users, {messages} undelivered messages"));
+                log(
+                    Level::Info,
+                    "server",
+                    format_args!("restored {users} users, {messages} undelivered messages from {}", path.display()),
+                );
                 Some(journal)
             }
         };
         let address = format!("{}:{}", config.host, config.port);
         let listener =
             TcpListener::bind(address.as_str()).map_err(|err| format!("cannot listen on {address}: {err}"))?;
+        if let (Some(journal), Ok(addr)) = (&journal, listener.local_addr()) {
+            let _ = journal.note_port(addr.port());
+        }
         Ok(Server { listener, config, key, state, journal })
     }
 
@@ -88,8 +124,8 @@ impl Server {
     }
 
     /// Starts the writer pool, and a thread that gets presence frames sent
-    /// every [`presence::PRESENCE_DELAY`], then accepts connections until the
-    /// process ends.
+    /// every [`presence::PRESENCE_DELAY`] (and retries the journal while it
+    /// cannot be written), then accepts connections until the process ends.
     pub fn run(self) -> io::Result<()> {
         let state = Arc::new(Mutex::new(self.state));
         let context =
@@ -101,8 +137,40 @@ impl Server {
             loop {
                 thread::sleep(presence::PRESENCE_DELAY);
                 ticker.release_presence();
+                // While the disk is full, nothing else may commit again.
+                if ticker.storage_full() {
+                    ticker.commit();
+                }
             }
         })?;
         listener::accept_loop(self.listener, shared)
     }
+}
+
+/// Lowers `--max-conns` to what the open-file limit allows, with a warning
+/// that says how to raise the limit.
+fn fit_descriptors(config: &mut Config) {
+    let Some(limit) = open_file_limit() else { return };
+    let fit = limit.saturating_sub(RESERVED_DESCRIPTORS).max(1);
+    if config.max_conns > fit {
+        log(
+            Level::Warn,
+            "server",
+            format_args!(
+                "the open-file limit is {limit} (ulimit -n), too low for --max-conns {}: serving at most {fit} \
+                 connections. To allow more, raise it before starting the server (ulimit -n 20000, up to \
+                 ulimit -Hn; LimitNOFILE= in a systemd unit)",
+                config.max_conns
+            ),
+        );
+        config.max_conns = fit;
+    }
+}
+
+/// The soft limit on open files (`ulimit -n`), from `/proc/self/limits`;
+/// `None` if it is unlimited or cannot be read.
+fn open_file_limit() -> Option<usize> {
+    let limits = fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }

@@ -3,7 +3,14 @@
 //! state's journal records (one write and one sync for everyone waiting:
 //! group commit), publishes the messages they make durable, hands their
 //! recipients to delivery, and compacts the journal when it has grown.
+//!
+//! A journal that cannot be written (a full disk) is a state, not a crash:
+//! the records wait in the journal, in order, staged messages stay
+//! unpublished (no SENT: their clients keep them), [`Shared::storage_full`]
+//! tells the sessions to refuse new SENDs, and each later commit (the
+//! presence tick makes one while full) tries again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chat_common::auth::Key;
@@ -21,11 +28,20 @@ pub struct Shared {
     pub key: Key,
     /// Users, mailboxes and presence. Never held during network or disk I/O.
     pub state: Arc<Mutex<ChatState>>,
-    /// The journal file; `None` with `--memory`. Held while writing, which
-    /// is what makes the others wait for that write (group commit).
-    journal: Option<Mutex<Journal>>,
+    /// The journal; `None` with `--memory`. Held while writing, which is
+    /// what makes the others wait for that write (group commit).
+    journal: Option<Mutex<Disk>>,
+    /// The last journal write failed; read without waiting for the journal.
+    full: AtomicBool,
     /// The writer pool.
     pub writers: Arc<Writers>,
+}
+
+/// The journal and how far it is known to be durable.
+struct Disk {
+    journal: Journal,
+    /// The ticket of the last change on disk: publish up to here.
+    durable: u64,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked:
@@ -43,7 +59,8 @@ impl Shared {
         journal: Option<Journal>,
         writers: Arc<Writers>,
     ) -> Self {
-        Shared { config, key, state, journal: journal.map(Mutex::new), writers }
+        let journal = journal.map(|journal| Mutex::new(Disk { journal, durable: 0 }));
+        Shared { config, key, state, journal, full: AtomicBool::new(false), writers }
     }
 
     /// Locks the state.
@@ -51,27 +68,35 @@ impl Shared {
         lock(&self.state)
     }
 
+    /// Whether the journal cannot be written just now: new SENDs should
+    /// be refused (RETRY) until it can.
+    pub fn storage_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
     /// Makes every change so far durable, then publishes the staged
     /// messages that became durable: into mailboxes, SENT to their senders,
-    /// and their online recipients handed to delivery. A journal that
-    /// cannot be written stops the server rather than confirm unsaved
-    /// messages.
-    pub fn commit(&self) {
-        let durable = match &self.journal {
-            None => u64::MAX,
-            Some(journal) => {
+    /// and their online recipients handed to delivery. Returns whether
+    /// every change made before the call is on disk; `false` while the
+    /// journal cannot be written, the changes then wait for a later commit.
+    pub fn commit(&self) -> bool {
+        let (durable, all) = match &self.journal {
+            None => (u64::MAX, true),
+            Some(disk) => {
                 // Whoever holds the journal writes for everyone who staged
                 // before it took the records; the others wait here, then
                 // usually find nothing left to write.
-                let mut journal = lock(journal);
-                let (records, durable) = self.state().take_records();
-                if !records.is_empty()
-                    && let Err(err) = journal.append(&records)
-                {
-                    log(Level::Error, "server", format_args!("journal write failed: {err}; stopping"));
-                    std::process::exit(1);
+                let mut disk = lock(disk);
+                let (records, ticket) = self.state().take_records();
+                let written = disk.journal.append(&records);
+                self.note_storage(written.as_ref().err());
+                if written.is_ok() {
+                    disk.durable = ticket;
+                    if disk.journal.wants_compaction() {
+                        self.compact(&mut disk);
+                    }
                 }
-                if journal.wants_compaction() { self.compact(&mut journal) } else { durable }
+                (disk.durable, disk.durable >= ticket)
             }
         };
         let published = self.state().publish(durable);
@@ -79,27 +104,49 @@ impl Shared {
             conn.push(sent);
         }
         wake_all(&self.writers, published.wake);
+        all
     }
 
-    /// Rewrites the journal as the live state; returns the ticket of the
-    /// last change it covers. The snapshot is taken under the state lock;
-    /// the file is written after it is released, while the journal lock
-    /// keeps every other write waiting.
-    fn compact(&self, journal: &mut Journal) -> u64 {
-        let (records, durable) = {
+    /// Logs when the journal stops, and starts again, taking writes.
+    fn note_storage(&self, error: Option<&std::io::Error>) {
+        let was_full = self.full.swap(error.is_some(), Ordering::Relaxed);
+        match error {
+            Some(err) if !was_full => log(
+                Level::Error,
+                "server",
+                format_args!("storage full: cannot write the journal ({err}); refusing new messages until it can"),
+            ),
+            None if was_full => log(Level::Info, "server", format_args!("storage available again: journal written")),
+            _ => {}
+        }
+    }
+
+    /// Rewrites the journal as the live state. The snapshot is taken under
+    /// the state lock; the file is written after it is released, while the
+    /// journal lock keeps every other write waiting. If the rewrite fails
+    /// (it needs space for a second file), the changes it took are appended
+    /// to the old journal instead, and compaction is tried again later.
+    fn compact(&self, disk: &mut Disk) {
+        let (records, snapshot, ticket) = {
             let mut state = self.state();
             // Changes not yet written are part of the snapshot.
-            let (_, durable) = state.take_records();
-            (state.snapshot(), durable)
+            let (records, ticket) = state.take_records();
+            (records, state.snapshot(), ticket)
         };
-        match journal.rewrite(&records) {
-            Ok(()) => log(Level::Info, "server", format_args!("journal compacted to {} records", records.len())),
+        match disk.journal.rewrite(&snapshot) {
+            Ok(()) => {
+                log(Level::Info, "server", format_args!("journal compacted to {} records", snapshot.len()));
+                disk.durable = ticket;
+            }
             Err(err) => {
-                log(Level::Error, "server", format_args!("journal compaction failed: {err}; stopping"));
-                std::process::exit(1);
+                log(Level::Warn, "server", format_args!("journal compaction failed ({err}); trying again later"));
+                let written = disk.journal.append(&records);
+                self.note_storage(written.as_ref().err());
+                if written.is_ok() {
+                    disk.durable = ticket;
+                }
             }
         }
-        durable
     }
 
     /// The presence tick: gets JOINED and LEFT frames sent to every

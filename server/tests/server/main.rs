@@ -9,6 +9,7 @@ mod durability;
 mod handshake;
 mod layers;
 mod limits;
+mod operator;
 mod presence;
 mod support;
 mod textbook;

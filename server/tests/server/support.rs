@@ -100,7 +100,9 @@ impl TestServer {
         TestServer::start_program(program.clone(), dir, key, &[])
     }
 
-    fn start_program(program: PathBuf, dir: PathBuf, key: Key, flags: &[&str]) -> TestServer {
+    /// Starts `program` (the server, or a script that `exec`s it) in `dir`
+    /// (whose `chat.key` holds `key`) with `flags`.
+    pub fn start_program(program: PathBuf, dir: PathBuf, key: Key, flags: &[&str]) -> TestServer {
         let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         let (child, addr, log) =
             spawn(&program, &dir, &flags).unwrap_or_else(|err| panic!("server did not start: {err}"));
