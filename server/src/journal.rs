@@ -245,7 +245,8 @@ impl Journal {
         }
         if let Some(reason) = damage {
             if !repair {
-                return Err(JournalError::Damaged { path, offset: offset as u64, reason });
+                let (offset, size) = (offset as u64, bytes.len() as u64);
+                return Err(JournalError::Damaged { path, offset, size, reason });
             }
             let copy = dir.join(format!("{FILE_NAME}.damaged-{}", unix_ms() / 1000));
             fs::copy(&path, &copy).map_err(io_error(&copy))?;
@@ -448,8 +449,9 @@ pub enum JournalError {
     Locked { dir: PathBuf, port: String },
     /// The journal was written under another key: fingerprints of both.
     WrongKey { path: PathBuf, journal: String, ours: String },
-    /// A whole record at `offset` fails its check: not a torn write.
-    Damaged { path: PathBuf, offset: u64, reason: String },
+    /// A whole record at `offset` of a file of `size` bytes fails its
+    /// check: not a torn write.
+    Damaged { path: PathBuf, offset: u64, size: u64, reason: String },
 }
 
 impl fmt::Display for JournalError {
@@ -472,13 +474,14 @@ impl fmt::Display for JournalError {
                  Only if that key is lost for good, move the journal away, losing its users and mail",
                 path.display()
             ),
-            JournalError::Damaged { path, offset, reason } => write!(
+            JournalError::Damaged { path, offset, size, reason } => write!(
                 f,
                 "{}: the record at byte {offset} is damaged ({reason}): a whole record that fails its check \
                  is not a torn write, so the file was changed or the disk is failing; nothing was changed. \
-                 Restore the journal from a backup, or start once with --repair to cut it off there \
-                 (the file is copied first; what follows the damage is lost)",
-                path.display()
+                 Restore the journal from a backup, or start once with --repair to cut it there, losing \
+                 the last {} of its {size} bytes (the file is copied first)",
+                path.display(),
+                size - offset
             ),
         }
     }

@@ -114,7 +114,7 @@ impl Shared {
             Some(err) if !was_full => log(
                 Level::Error,
                 "server",
-                format_args!("storage full: cannot write the journal ({err}); refusing new messages until it can"),
+                format_args!("storage full: cannot write the journal ({err}); new messages wait until it can"),
             ),
             None if was_full => log(Level::Info, "server", format_args!("storage available again: journal written")),
             _ => {}

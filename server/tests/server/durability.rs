@@ -200,6 +200,45 @@ fn compaction_shrinks_the_journal_and_keeps_what_is_undelivered() {
     assert!(msg.id > 151);
 }
 
+/// Alice sends carol (offline) numbered messages until the log holds
+/// `line` `times`; `sent` counts them all.
+fn say_until(alice: &mut TestClient, server: &TestServer, sent: &mut u64, line: &str, times: usize) {
+    while server.log_text().matches(line).count() < times {
+        assert!(*sent < 300, "no {line:?} after {sent} messages; log:\n{}", server.log_text());
+        *sent += 1;
+        alice.say(*sent, "carol", &format!("{sent} {}", "c".repeat(300)));
+        sent_id(alice);
+    }
+}
+
+#[test]
+fn a_compaction_that_fails_is_tried_again_later_and_loses_nothing() {
+    let mut server = TestServer::start_durable(&["--compact-bytes", "1024"]);
+    let (mut alice, alice_token) = server.register("alice");
+    let (carol, carol_token) = server.register("carol");
+    drop(carol);
+    let carol_gets_all = |server: &TestServer, total: u64| {
+        let (mut carol, _) = TestClient::login(server, "carol", Some(&carol_token), 0).unwrap();
+        let got: Vec<String> = (0..total).map(|_| carol.next_msg().text).collect();
+        let expected: Vec<String> = (1..=total).map(|n| format!("{n} {}", "c".repeat(300))).collect();
+        assert_eq!(got, expected, "every message once, in order");
+    };
+    // Compaction writes journal.new; a directory in its way makes it fail.
+    let blocker = server.dir.join("data").join("journal.new");
+    fs::create_dir(&blocker).unwrap();
+    let mut sent = 0;
+    say_until(&mut alice, &server, &mut sent, "journal compaction failed", 3);
+    // What each failed compaction took went to the old journal.
+    server.restart();
+    carol_gets_all(&server, sent);
+
+    fs::remove_dir(&blocker).unwrap();
+    let (mut alice, _) = TestClient::login(&server, "alice", Some(&alice_token), 0).unwrap();
+    say_until(&mut alice, &server, &mut sent, "journal compacted", 1);
+    server.restart();
+    carol_gets_all(&server, sent);
+}
+
 /// Handshake and LOGIN as `nick`, or an error if the server is down.
 fn connect(at: &(SocketAddr, Key), nick: &str, token: &[u8; 32], last_seen: u64) -> Result<TestClient, Error> {
     let (client, _) = TestClient::login_at(at.0, &at.1, nick, Some(token), last_seen)?;

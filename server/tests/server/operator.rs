@@ -308,7 +308,7 @@ fn a_full_disk_holds_messages_until_space_returns_and_loses_nothing() {
     // A text too big for what is left of the journal's last page.
     let long = "z".repeat(4000);
     disk.alice.say(2, "", &long);
-    disk.server.wait_log(&["storage full: cannot write the journal", "refusing new messages"]);
+    disk.server.wait_log(&["storage full: cannot write the journal", "new messages wait until it can"]);
     assert!(disk.bob_hears_nothing(), "nothing is published while it is not on disk");
 
     fs::remove_file(filler).unwrap();
