@@ -82,13 +82,26 @@ mod tests {
 
     #[test]
     fn rejects_control_and_bidi_characters_and_long_texts() {
-        for good in ["hola, ¿qué tal? 👋", "tiê\u{0323}\u{0302}ng Việt", "a\u{0301}\u{0302}\u{0303}\u{0304}", "👩‍👩‍👧 zwj"] {
+        for good in ["hola, ¿qué tal? 👋", "tiê\u{0323}\u{0302}ng Việt", "a\u{0301}\u{0302}\u{0303}\u{0304}", "👩‍👩‍👧 zwj"]
+        {
             assert_eq!(validate_text(good, 4096), Ok(()), "{good:?}");
         }
         let bad = [
-            "", " \u{3000}\t", "bell\u{7}", "new\nline", "del\u{7f}", "c1\u{85}", "sep\u{2028}", "para\u{2029}",
-            "evil\u{202E}txt", "iso\u{2066}late", "lrm\u{200E}", "rlm\u{200F}", "alm\u{061C}",
-            "tag\u{E0041}", "zalgo a\u{0301}\u{0302}\u{0303}\u{0304}\u{0305}",
+            "",
+            " \u{3000}\t",
+            "bell\u{7}",
+            "new\nline",
+            "del\u{7f}",
+            "c1\u{85}",
+            "sep\u{2028}",
+            "para\u{2029}",
+            "evil\u{202E}txt",
+            "iso\u{2066}late",
+            "lrm\u{200E}",
+            "rlm\u{200F}",
+            "alm\u{061C}",
+            "tag\u{E0041}",
+            "zalgo a\u{0301}\u{0302}\u{0303}\u{0304}\u{0305}",
         ];
         for bad in bad {
             assert!(validate_text(bad, 4096).is_err(), "{bad:?}");

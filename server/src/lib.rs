@@ -5,8 +5,10 @@
 //! - [`listener`]: the accept loop and the connection limits ([`slots`]).
 //! - [`session`]: one connection's thread: handshake, login, then
 //!   read → verify → act.
-//! - [`state`]: registered users, mailboxes, who is online, exactly-once;
-//!   plain data, no I/O: its methods return what must happen next.
+//! - [`state`]: registered users, who is online, exactly-once; plain data,
+//!   no I/O: its methods return what must happen next. Its messages wait
+//!   in [`mail`]: one timeline for public messages, a mailbox each for
+//!   direct ones.
 //!
 //! Beneath it, the machinery that makes it fast and durable:
 //! - [`shared`]: what the threads share; commit → publish → compact.
@@ -18,15 +20,16 @@
 //!
 //! The arrows between modules point one way: listener → session →
 //! {shared, delivery, state}; shared → {delivery, journal}; delivery →
-//! {state, pool}; state → {presence, journal}; journal, pool, presence,
-//! slots and config use nothing of the server (a test checks there is no
-//! cycle). `docs/ARCHITECTURE.md` walks through how they fit.
+//! {state, pool}; state → {mail, presence, journal}; journal, mail, pool,
+//! presence, slots and config use nothing of the server (a test checks
+//! there is no cycle). `docs/ARCHITECTURE.md` walks through how they fit.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod delivery;
 pub mod journal;
 pub mod listener;
+pub mod mail;
 pub mod pool;
 pub mod presence;
 pub mod session;
@@ -45,7 +48,9 @@ use chat_common::log::{Level, log};
 pub use config::Config;
 use delivery::{ChatState, Context};
 use journal::Journal;
+use mail::Caps;
 use shared::Shared;
+use state::Limits;
 
 /// A bound, not yet running server.
 pub struct Server {
@@ -60,7 +65,9 @@ impl Server {
     /// Replays the journal (unless `--memory`) and binds the listening
     /// socket. The error is one line for the user.
     pub fn bind(config: Config, key: Key) -> Result<Server, String> {
-        let mut state = ChatState::new(config.mailbox, config.data_dir.is_some());
+        let caps = Caps { messages: config.mailbox, bytes: config.mailbox_bytes, store_bytes: config.store_bytes };
+        let limits = Limits { mail: caps, max_users: config.max_users, new_users_per_hour: config.new_users_per_hour };
+        let mut state = ChatState::new(limits, config.data_dir.is_some());
         let journal = match &config.data_dir {
             None => None,
             Some(dir) => {
@@ -71,7 +78,8 @@ impl Server {
                     let cut = restored.cut_bytes;
                     log(Level::Warn, "server", format_args!("journal: cut off a torn or garbled tail of {cut} bytes"));
                 }
-                let (users, messages) = state.counts();
+                state.settle();
+                let (users, _, messages, _) = state.counts();
                 log(Level::Info, "server", format_args!("restored {users} users, {messages} undelivered messages"));
                 Some(journal)
             }
@@ -97,10 +105,14 @@ impl Server {
         let writers = delivery::start_pool(context)?;
         let shared = Arc::new(Shared::new(self.config, self.key, state, self.journal, writers));
         let ticker = shared.clone();
-        thread::Builder::new().name("presence".into()).spawn(move || {
-            loop {
+        thread::Builder::new().name("ticker".into()).spawn(move || {
+            for tick in 0u64.. {
                 thread::sleep(presence::PRESENCE_DELAY);
                 ticker.release_presence();
+                // About once a minute.
+                if tick % 240 == 0 {
+                    ticker.forget_idle();
+                }
             }
         })?;
         listener::accept_loop(self.listener, shared)
