@@ -16,6 +16,7 @@
 //!   [`pool`] and a thread of its own for a slow reader.
 //! - [`presence`]: the shared list behind JOINED and LEFT.
 //! - [`journal`]: the append-only file that makes SENT mean "on disk".
+//! - [`console`]: the teacher's commands on standard input.
 //! - [`config`]: flags, defaults and `--help`.
 //!
 //! The arrows between modules point one way: listener → session →
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod journal;
 pub mod listener;
@@ -115,6 +117,8 @@ impl Server {
                 }
             }
         })?;
+        let teacher = shared.clone();
+        thread::Builder::new().name("console".into()).spawn(move || console::run(teacher))?;
         listener::accept_loop(self.listener, shared)
     }
 }

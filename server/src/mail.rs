@@ -196,6 +196,11 @@ impl Store {
         taken
     }
 
+    /// Messages waiting for the owner of `mailbox`.
+    pub fn waiting(&self, mailbox: &Mailbox) -> usize {
+        (self.end().saturating_sub(mailbox.pos.max(self.base))) as usize + mailbox.direct.len()
+    }
+
     /// Every stored message (each once), for compaction.
     pub fn all<'a>(&'a self, mailboxes: impl Iterator<Item = &'a Mailbox>) -> BTreeMap<u64, Arc<[u8]>> {
         let mut all: BTreeMap<u64, Arc<[u8]>> = self.timeline.iter().cloned().collect();

@@ -89,6 +89,9 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
             return log(Level::Warn, peer, format_args!("closed: expected LOGIN, got kind 0x{:02x}", other.kind()));
         }
         Ok(None) => return log(Level::Info, peer, format_args!("closed before LOGIN")),
+        Err(Error::Io(err)) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            return log(Level::Warn, peer, format_args!("no LOGIN: handshake timed out"));
+        }
         Err(err) => return log(Level::Warn, peer, format_args!("no LOGIN: {}", describe(&err, idle))),
     };
     drop(handshaking);

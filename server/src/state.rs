@@ -151,6 +151,8 @@ pub struct UserReport {
     pub banned: bool,
     /// Last login, Unix milliseconds.
     pub seen_ms: u64,
+    /// Messages waiting for it.
+    pub waiting: usize,
 }
 
 /// All users, keyed by the case-folded nickname.
@@ -227,6 +229,7 @@ impl<C: Connection> State<C> {
                 online: self.online.contains_key(key),
                 banned: user.banned,
                 seen_ms: user.seen_ms,
+                waiting: self.mail.waiting(&user.mailbox),
             })
             .collect();
         users.sort_by(|a, b| a.nick.cmp(&b.nick));
@@ -450,6 +453,16 @@ impl<C: Connection> State<C> {
         let oldest = self.online.values().map(|online| online.presence_seen).min().unwrap_or(end);
         self.presence.forget_before(oldest);
         self.online.values().filter(|online| online.presence_seen < end).map(|online| online.conn.clone()).collect()
+    }
+
+    /// The connection `nick` is logged in on, if any (the teacher's `/kick`).
+    pub fn online_conn(&self, nick: &str) -> Option<C> {
+        self.online.get(&nick_key(nick)).map(|online| online.conn.clone())
+    }
+
+    /// Message ids given out so far.
+    pub fn messages_stored(&self) -> u64 {
+        self.next_id - 1
     }
 
     /// The teacher's `/ban` and `/unban`; returns the connection to close.
