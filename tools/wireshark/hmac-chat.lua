@@ -14,9 +14,11 @@
 -- key, a verifier from the preferences, or a derived key.
 --
 -- Plain Lua 5.2 (Wireshark 4.0) with its bit32 library: no C module to
--- build. `tshark -G protocols -X lua_script:hmac-chat.lua -X
--- lua_script1:selftest` checks the SHA-256, HMAC and HKDF below against
--- RFC vectors and PROTOCOL.md's test vectors, then exits.
+-- build. One file on purpose, sections in order (crypto, protocol, state,
+-- decoding, TCP, self-test), so that installing it is copying it.
+-- `tshark -G protocols -X lua_script:hmac-chat.lua -X lua_script1:selftest`
+-- checks the SHA-256, HMAC and HKDF below against RFC vectors and
+-- PROTOCOL.md's test vectors, then exits.
 
 local script_args = { ... }
 
@@ -377,7 +379,7 @@ local function observe(session, dir, frame)
                 -- Plain `==` is fine here: a dissector reveals nothing by its timing.
                 result.tag = hmac_sha256(key, session.transcript) == frame:sub(-TAG_LEN) and "verified" or "bad"
             else
-                result.note = "not checked: " .. session.unchecked
+                result.note = "not checked: " .. (session.unchecked or "malformed")
             end
         end
         return result
@@ -932,6 +934,10 @@ local function self_test()
     result = observe(session, "s2c", msg)
     check("msg_frame_seq1 verified", result.tag, "verified")
     check("msg_frame_seq1 without WELCOME: expected seq", tostring(result.expected), "0")
+    local again = new_session()
+    observe(again, "c2s", hello)
+    observe(again, "s2c", challenge)
+    check("a PROOF cut short", observe(again, "c2s", proof:sub(1, 10)).note, "not checked: malformed")
     check("valid UTF-8", valid_utf8("hola ñ € 😀"), true)
     check("overlong UTF-8", valid_utf8("\192\175"), false)
     check("surrogate in UTF-8", valid_utf8("\237\160\128"), false)
