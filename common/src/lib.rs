@@ -36,6 +36,9 @@ pub use error::{Error, ProtocolError};
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Largest frame body, in bytes, either side accepts by default (64 KiB).
 pub const MAX_FRAME_LEN: usize = 64 * 1024;
+/// Largest handshake frame body, in bytes, either side accepts: HELLO with
+/// the longest nickname is 68 bytes, and a FAIL reason is one short line.
+pub const MAX_HANDSHAKE_FRAME: usize = 256;
 /// Largest message text, in bytes of UTF-8 (4 KiB).
 pub const MAX_TEXT_LEN: usize = 4 * 1024;
 /// Longest nickname, in ASCII characters.

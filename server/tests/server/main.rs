@@ -7,6 +7,8 @@ mod delivery;
 mod docs;
 mod durability;
 mod handshake;
+mod layers;
 mod limits;
 mod presence;
 mod support;
+mod textbook;
