@@ -11,6 +11,8 @@
 //! - [`message`]: the message kinds and their byte layouts.
 //! - [`keyfile`]: loading and creating the shared key file.
 //! - [`validate`]: what makes a nickname or a text acceptable.
+//! - [`trace`]: one line of text per frame, for watching the protocol
+//!   (display only: it returns text, never a message).
 //! - [`error`]: the error values every decoder returns instead of panicking.
 //! - [`random`], [`log`]: OS randomness and one-line stderr logging.
 #![forbid(unsafe_code)]
@@ -23,6 +25,7 @@ pub mod keyfile;
 pub mod log;
 pub mod message;
 pub mod random;
+pub mod trace;
 pub mod validate;
 
 use std::time::Duration;
