@@ -109,3 +109,11 @@ fn stats(shared: &Shared, since: &mut (Instant, u64)) -> String {
         shared.config.store_bytes,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_readme_shows_this_help() {
+        assert!(include_str!("../../README.md").contains(super::HELP), "update README.md's console section");
+    }
+}
