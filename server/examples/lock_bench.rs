@@ -56,6 +56,8 @@ fn main() {
             "{{\"scenario\":\"lock\",\"registered\":{registered},\"online\":{online},\"messages\":{messages},\
              \"lock_us_per_message\":{per_message:.2},\"stored\":{stored},\"stored_bytes\":{bytes}}}"
         );
-        println!("lock with {registered:>6} registered: {per_message:.2} µs per public message, {stored} messages ({bytes} bytes) stored");
+        println!(
+            "lock with {registered:>6} registered: {per_message:.2} µs per public message, {stored} messages ({bytes} bytes) stored"
+        );
     }
 }

@@ -378,20 +378,26 @@ impl<C: Connection> State<C> {
     /// to wake.
     pub fn publish(&mut self, durable: u64) -> Published<C> {
         let mut published = Published { sent: Vec::new(), wake: Vec::new() };
-        let mut any = false;
+        // Who has new mail: everyone online after a public message, else
+        // the two people of each direct one. Woken once per publish, not
+        // per message: a commit often publishes hundreds of messages.
+        let (mut public, mut direct) = (false, Vec::new());
         while self.staged.front().is_some_and(|staged| staged.ticket <= durable) {
             let Some(staged) = self.staged.pop_front() else { break };
-            any = true;
             self.deliver(staged.id, &staged.from, staged.to.as_deref(), &staged.payload);
+            public |= staged.to.is_none();
+            direct.extend(staged.to.iter().chain([&staged.from]).cloned());
             if let Some(online) = self.online.get(&staged.from) {
                 let sent = ServerMsg::Sent { client_id: staged.client_id, id: staged.id };
                 published.sent.push((online.conn.clone(), Outgoing::new(&sent)));
             }
         }
-        // Once per publish, not per message: a commit often publishes
-        // hundreds of messages to the same people.
-        if any {
+        if public {
             published.wake = self.online.values().map(|online| online.conn.clone()).collect();
+        } else {
+            direct.sort_unstable();
+            direct.dedup();
+            published.wake = direct.iter().filter_map(|key| self.online.get(key)).map(|o| o.conn.clone()).collect();
         }
         published
     }
@@ -683,8 +689,11 @@ mod tests {
             logged_in(&mut state, nick, n as u64);
         }
         state.send("a", 1, "", "all", 0);
-        state.send("a", 2, "B", "psst", 0);
         state.publish(u64::MAX);
+        state.send("a", 2, "B", "psst", 0);
+        let mut woken = state.publish(u64::MAX).wake;
+        woken.sort_unstable();
+        assert_eq!(woken, [0, 1], "a direct message wakes only its two people");
         assert_eq!(texts(&mut state, "b", 1), ["all", "psst"]);
         assert_eq!(texts(&mut state, "c", 2), ["all"]);
         assert!(texts(&mut state, "b", 1).is_empty(), "taken already");
