@@ -39,7 +39,7 @@ use chat_common::message::{Outgoing, ServerMsg, kind};
 
 use crate::config::THREAD_STACK;
 use crate::pool::Pool;
-use crate::state::{Connection, Mail, State};
+use crate::state::{Connection, State};
 
 /// The state as the server holds it: online users are reached through their
 /// [`Conn`].
@@ -78,6 +78,8 @@ enum Writer {
 struct Pending {
     /// Control frames in order (WELCOME, USERS, SENT, PONG, ...).
     control: Vec<Outgoing>,
+    /// Their payload bytes.
+    control_bytes: usize,
     /// The presence tick came by: there are presence frames to send.
     presence: bool,
     /// The user's mailbox may hold something not yet written.
@@ -106,9 +108,10 @@ pub struct Conn {
     pub id: u64,
     /// The nickname it delivers to (as HELLO gave it; looked up case-folded).
     nick: String,
-    /// Control frames queued beyond this (`--max-control`) mean the peer is
-    /// not reading: the connection is closed rather than let the queue grow.
-    max_control: usize,
+    /// Control frames queued beyond this many (`--max-control`) or bytes
+    /// (`--max-control-bytes`) mean the peer is not reading: the
+    /// connection is closed rather than let the queue grow.
+    max_control: (usize, usize),
     /// The socket, shared with the reader (`&TcpStream` reads and writes,
     /// so one descriptor serves both).
     stream: Arc<TcpStream>,
@@ -136,11 +139,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Conn {
     /// A connection for `nick`; nothing is written until [`Conn::start`].
-    pub fn new(id: u64, nick: &str, stream: Arc<TcpStream>, max_control: usize) -> Arc<Self> {
+    pub fn new(id: u64, nick: &str, stream: Arc<TcpStream>, max_frames: usize, max_bytes: usize) -> Arc<Self> {
         Arc::new(Conn {
             id,
             nick: nick.to_string(),
-            max_control,
+            max_control: (max_frames, max_bytes),
             stream,
             pending: Mutex::default(),
             wake: Condvar::new(),
@@ -161,19 +164,20 @@ impl Conn {
     }
 
     /// Queues a control frame to be sent at once. Returns false, and
-    /// closes the connection, if the peer has let `max_control` frames pile
-    /// up.
+    /// closes the connection, if the peer has let too many pile up.
     pub fn push(self: &Arc<Self>, out: Outgoing) -> bool {
+        let (max_frames, max_bytes) = self.max_control;
         let mut full = false;
         self.note(|pending| {
-            // SECURITY: a peer that does not read cannot make its reply queue grow without bound.
-            full = pending.control.len() >= self.max_control;
+            // SECURITY: a peer that does not read cannot make its reply queue grow past a count or a size.
+            full = pending.control.len() >= max_frames || pending.control_bytes + out.payload.len() > max_bytes;
             if !full {
+                pending.control_bytes += out.payload.len();
                 pending.control.push(out);
             }
         });
         if full {
-            self.close(&format!("not reading: {} control frames queued", self.max_control));
+            self.close(&format!("not reading: replies queued past {max_frames} frames or {max_bytes} bytes"));
         }
         !full
     }
@@ -237,6 +241,7 @@ impl Conn {
             return None;
         }
         let (presence, mail) = (std::mem::take(&mut pending.presence), std::mem::take(&mut pending.mail));
+        pending.control_bytes = 0;
         Some(Work { control: std::mem::take(&mut pending.control), mail, presence })
     }
 
@@ -327,26 +332,23 @@ fn round(context: &Arc<Context>, conn: &Arc<Conn>) {
 /// the state is locked anyway, so a JOINED goes out no later than mail that
 /// follows it.
 fn seal_round(context: &Context, conn: &Arc<Conn>, work: Work, sealer: &mut Sealer, buf: &mut Vec<u8>) {
-    let (mut presence, mut mail) = (Vec::new(), Mail::default());
+    let (mut presence, mut mail) = (Vec::new(), None);
     if work.mail || work.presence {
         let mut state = lock(&context.state);
         presence = state.take_presence(&conn.nick, conn);
-        if work.mail {
-            mail = state.take_mail(&conn.nick, conn, MAIL_BATCH);
-        }
-    }
-    if mail.more {
-        conn.note_quietly(|pending| pending.mail = true);
+        mail = work.mail.then(|| state.take_mail(&conn.nick, conn, MAIL_BATCH));
     }
     for out in work.control.iter().chain(&presence) {
         sealer.seal(out.kind, &out.payload, buf);
     }
+    let Some(mail) = mail else { return };
+    if mail.more {
+        conn.note_quietly(|pending| pending.mail = true);
+    }
     if mail.dropped > 0 {
-        let (dropped, limit) = (mail.dropped, context.mailbox);
-        log(Level::Warn, &conn.nick, format_args!("mailbox full: {dropped} oldest messages dropped"));
-        let reason =
-            format!("{dropped} unacknowledged messages were dropped because your mailbox was full (limit {limit})");
-        let notice = Outgoing::new(&ServerMsg::Error { client_id: 0, reason });
+        let (count, limit) = (mail.dropped, context.mailbox as u64);
+        log(Level::Warn, &conn.nick, format_args!("fell too far behind: {count} messages dropped unread"));
+        let notice = Outgoing::new(&ServerMsg::Dropped { count, limit });
         sealer.seal(notice.kind, &notice.payload, buf);
     }
     for payload in &mail.messages {

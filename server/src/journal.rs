@@ -57,6 +57,12 @@ pub mod record_kind {
     pub const ACK: u8 = 0x43;
     /// The next message id (written by compaction).
     pub const NEXT_ID: u8 = 0x44;
+    /// A user logged in at a time.
+    pub const SEEN: u8 = 0x45;
+    /// The teacher banned or unbanned a nickname.
+    pub const BAN: u8 = 0x46;
+    /// A nickname was forgotten with its mail.
+    pub const FORGET: u8 = 0x47;
 }
 
 /// One journal record.
@@ -71,6 +77,12 @@ pub enum Record {
     Ack { nick: String, up_to: u64 },
     /// Ids below this are taken.
     NextId(u64),
+    /// `nick` logged in at `at_ms` (Unix milliseconds).
+    Seen { nick: String, at_ms: u64 },
+    /// `nick` may (not `banned`) or may not log in.
+    Ban { nick: String, banned: bool },
+    /// `nick` is no longer registered; its mail is gone.
+    Forget { nick: String },
 }
 
 impl Record {
@@ -98,6 +110,20 @@ impl Record {
                 put_u64(out, *id);
                 record_kind::NEXT_ID
             }
+            Record::Seen { nick, at_ms } => {
+                put_str(out, nick);
+                put_u64(out, *at_ms);
+                record_kind::SEEN
+            }
+            Record::Ban { nick, banned } => {
+                put_str(out, nick);
+                out.push(u8::from(*banned));
+                record_kind::BAN
+            }
+            Record::Forget { nick } => {
+                put_str(out, nick);
+                record_kind::FORGET
+            }
         }
     }
 
@@ -122,6 +148,9 @@ impl Record {
             }
             record_kind::ACK => Record::Ack { nick: fields.string("nick")?, up_to: fields.u64("up_to")? },
             record_kind::NEXT_ID => Record::NextId(fields.u64("next_id")?),
+            record_kind::SEEN => Record::Seen { nick: fields.string("nick")?, at_ms: fields.u64("at_ms")? },
+            record_kind::BAN => Record::Ban { nick: fields.string("nick")?, banned: fields.flag("banned")? },
+            record_kind::FORGET => Record::Forget { nick: fields.string("nick")? },
             other => return Err(ProtocolError::UnknownKind(other)),
         };
         fields.finish()?;
@@ -476,8 +505,8 @@ impl fmt::Display for JournalError {
             ),
             JournalError::Damaged { path, offset, size, reason } => write!(
                 f,
-                "{}: the record at byte {offset} is damaged ({reason}): a whole record that fails its check \
-                 is not a torn write, so the file was changed or the disk is failing; nothing was changed. \
+                "{}: the record at byte {offset} is damaged ({reason}), which a torn write cannot do: the \
+                 file was changed or the disk is failing; nothing was changed. \
                  Restore the journal from a backup, or start once with --repair to cut it there, losing \
                  the last {} of its {size} bytes (the file is copied first)",
                 path.display(),
@@ -559,6 +588,9 @@ mod tests {
             Record::Message { client_id: 5, payload: payload.into() },
             Record::Ack { nick: "a".into(), up_to: 6 },
             Record::NextId(7),
+            Record::Seen { nick: "a".into(), at_ms: 8 },
+            Record::Ban { nick: "a".into(), banned: true },
+            Record::Forget { nick: "a".into() },
         ];
         for record in records {
             let mut out = Vec::new();

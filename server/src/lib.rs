@@ -5,8 +5,10 @@
 //! - [`listener`]: the accept loop and the connection limits ([`slots`]).
 //! - [`session`]: one connection's thread: handshake, login, then
 //!   read → verify → act.
-//! - [`state`]: registered users, mailboxes, who is online, exactly-once;
-//!   plain data, no I/O: its methods return what must happen next.
+//! - [`state`]: registered users, who is online, exactly-once; plain data,
+//!   no I/O: its methods return what must happen next. Its messages wait
+//!   in [`mail`]: one timeline for public messages, a mailbox each for
+//!   direct ones.
 //!
 //! Beneath it, the machinery that makes it fast and durable:
 //! - [`shared`]: what the threads share; commit → publish → compact.
@@ -14,19 +16,22 @@
 //!   [`pool`] and a thread of its own for a slow reader.
 //! - [`presence`]: the shared list behind JOINED and LEFT.
 //! - [`journal`]: the append-only file that makes SENT mean "on disk".
+//! - [`console`]: the teacher's commands on standard input.
 //! - [`config`]: flags, defaults and `--help`.
 //!
 //! The arrows between modules point one way: listener → session →
 //! {shared, delivery, state}; shared → {delivery, journal}; delivery →
-//! {state, pool}; state → {presence, journal}; journal, pool, presence,
-//! slots and config use nothing of the server (a test checks there is no
-//! cycle). `docs/ARCHITECTURE.md` walks through how they fit.
+//! {state, pool}; state → {mail, presence, journal}; journal, mail, pool,
+//! presence, slots and config use nothing of the server (a test checks
+//! there is no cycle). `docs/ARCHITECTURE.md` walks through how they fit.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod journal;
 pub mod listener;
+pub mod mail;
 pub mod pool;
 pub mod presence;
 pub mod session;
@@ -47,7 +52,9 @@ use chat_common::random;
 pub use config::Config;
 use delivery::{ChatState, Context};
 use journal::Journal;
+use mail::Caps;
 use shared::Shared;
+use state::Limits;
 
 /// A bound, not yet running server.
 pub struct Server {
@@ -74,7 +81,9 @@ impl Server {
         random::source().map_err(|err| format!("/dev/urandom: {err}"))?;
         let fingerprint = key.fingerprint();
         log(Level::Info, "server", format_args!("key {} (fingerprint {fingerprint})", config.key_file.display()));
-        let mut state = ChatState::new(config.mailbox, config.data_dir.is_some());
+        let caps = Caps { messages: config.mailbox, bytes: config.mailbox_bytes, store_bytes: config.store_bytes };
+        let limits = Limits { mail: caps, max_users: config.max_users, new_users_per_hour: config.new_users_per_hour };
+        let mut state = ChatState::new(limits, config.data_dir.is_some());
         let journal = match &config.data_dir {
             None => None,
             Some(dir) => {
@@ -100,7 +109,8 @@ impl Server {
                     ),
                     None => {}
                 }
-                let (users, messages) = state.counts();
+                state.settle();
+                let (users, _, messages, _) = state.counts();
                 log(
                     Level::Info,
                     "server",
@@ -133,16 +143,22 @@ impl Server {
         let writers = delivery::start_pool(context)?;
         let shared = Arc::new(Shared::new(self.config, self.key, state, self.journal, writers));
         let ticker = shared.clone();
-        thread::Builder::new().name("presence".into()).spawn(move || {
-            loop {
+        thread::Builder::new().name("ticker".into()).spawn(move || {
+            for tick in 0u64.. {
                 thread::sleep(presence::PRESENCE_DELAY);
                 ticker.release_presence();
                 // While the disk is full, nothing else may commit again.
                 if ticker.storage_full() {
                     ticker.commit();
                 }
+                // About once a minute.
+                if tick % 240 == 0 {
+                    ticker.forget_idle();
+                }
             }
         })?;
+        let teacher = shared.clone();
+        thread::Builder::new().name("console".into()).spawn(move || console::run(teacher))?;
         listener::accept_loop(self.listener, shared)
     }
 }

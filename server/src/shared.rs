@@ -14,11 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chat_common::auth::Key;
-use chat_common::log::{Level, log};
+use chat_common::log::{Level, log, unix_ms};
 
 use crate::config::Config;
 use crate::delivery::{ChatState, Conn, Writers, wake_all};
 use crate::journal::Journal;
+use crate::slots::Limit;
 
 /// What every connection thread shares.
 pub struct Shared {
@@ -35,6 +36,10 @@ pub struct Shared {
     full: AtomicBool,
     /// The writer pool.
     pub writers: Arc<Writers>,
+    /// Open connections (`--max-conns`, `--max-conns-per-ip`).
+    pub conns: Limit,
+    /// Connections mid-handshake (`--max-handshakes`, `--max-handshakes-per-ip`).
+    pub handshakes: Limit,
 }
 
 /// The journal and how far it is known to be durable.
@@ -59,8 +64,10 @@ impl Shared {
         journal: Option<Journal>,
         writers: Arc<Writers>,
     ) -> Self {
+        let conns = Limit::new("connections", config.max_conns, config.max_conns_per_ip);
+        let handshakes = Limit::new("connections mid-handshake", config.max_handshakes, config.max_handshakes_per_ip);
         let journal = journal.map(|journal| Mutex::new(Disk { journal, durable: 0 }));
-        Shared { config, key, state, journal, full: AtomicBool::new(false), writers }
+        Shared { config, key, state, journal, full: AtomicBool::new(false), writers, conns, handshakes }
     }
 
     /// Locks the state.
@@ -146,6 +153,17 @@ impl Shared {
                     disk.durable = ticket;
                 }
             }
+        }
+    }
+
+    /// Forgets the nicknames not logged in for `--forget-after-days`.
+    pub fn forget_idle(&self) {
+        let before = unix_ms().saturating_sub(self.config.forget_after.as_millis() as u64);
+        let forgotten = self.state().forget_idle(before);
+        if let Some(first) = forgotten.first() {
+            let (count, days) = (forgotten.len(), self.config.forget_after.as_secs() / 86_400);
+            log(Level::Info, "server", format_args!("forgot {count} nicknames idle for {days} days ({first}, ...)"));
+            self.commit();
         }
     }
 

@@ -1,11 +1,12 @@
-//! The chat's shared state, as plain data: registered users and their
-//! mailboxes, who is online, and the exactly-once bookkeeping. It does no
-//! I/O and calls nothing outside itself: every method changes memory and
-//! *returns* what must happen next (frames to queue, connections to wake,
-//! one to close), and leaves the journal records of its changes in a list
-//! that the caller takes ([`State::take_records`]) and writes. The server
-//! keeps one `State` behind one `Mutex` and does that I/O after unlocking;
-//! the tests at the bottom use it with no sockets and no files.
+//! The chat's shared state, as plain data: registered users, who is online,
+//! the exactly-once bookkeeping, and the messages waiting for each user
+//! (kept by [`crate::mail`]). It does no I/O and calls nothing outside
+//! itself: every method changes memory and *returns* what must happen next
+//! (frames to queue, connections to wake, one to close), and leaves the
+//! journal records of its changes in a list that the caller takes
+//! ([`State::take_records`]) and writes. The server keeps one `State`
+//! behind one `Mutex` and does that I/O after unlocking; the tests at the
+//! bottom use it with no sockets and no files.
 //!
 //! A new message is *staged*: it has its id and its journal record, but
 //! reaches mailboxes (and its sender's SENT) only when [`State::publish`]
@@ -13,6 +14,7 @@
 //! could still take back.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chat_common::MAX_UNCONFIRMED_SENDS;
@@ -20,6 +22,7 @@ use chat_common::message::{ChatMsg, Outgoing, ServerMsg, kind, put_users};
 use chat_common::validate::nick_key;
 
 use crate::journal::{self, Record};
+use crate::mail::{Caps, Mailbox, Store, Taken};
 use crate::presence::{Presence, USERS_PER_FRAME};
 
 /// What the state keeps of an online connection: the caller's handle to it
@@ -32,22 +35,35 @@ pub trait Connection: Clone {
     fn id(&self) -> u64;
 }
 
+/// The limits the state enforces, from the flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// How much mail may wait (see [`crate::mail`]).
+    pub mail: Caps,
+    /// `--max-users`: registered nicknames.
+    pub max_users: usize,
+    /// `--new-users-per-hour`: registrations per address per hour.
+    pub new_users_per_hour: u32,
+}
+
 /// One registered nickname.
 pub struct User {
     /// The nickname as first registered (its display form).
     pub nick: String,
     /// SHA-256 of the owner token; what the handshake mixes into the keys.
     pub verifier: [u8; 32],
-    /// Messages not yet acknowledged, in id order, each payload shared.
-    pub mailbox: VecDeque<(u64, Arc<[u8]>)>,
+    /// Its position in the timeline and its direct messages.
+    mailbox: Mailbox,
     /// Every message up to this id is acknowledged (or predates the user).
     pub acked_up_to: u64,
-    /// Messages dropped from a full mailbox since the user was last told.
-    pub dropped: u64,
     /// Highest client message id stored for this user.
     pub last_client_id: u64,
     /// The last few (client id, message id) pairs, to answer re-sent SENDs.
     pub recent: VecDeque<(u64, u64)>,
+    /// When it last logged in, in Unix milliseconds.
+    pub seen_ms: u64,
+    /// The teacher refuses its logins.
+    pub banned: bool,
 }
 
 /// A user's current connection, and how far it has got.
@@ -60,6 +76,20 @@ struct Online<C> {
     sent_up_to: u64,
     /// Its cursor in the presence list.
     presence_seen: u64,
+}
+
+/// What a LOGIN asks for, with what the handshake saw.
+pub struct LoginRequest<'a> {
+    /// The nickname from HELLO.
+    pub nick: &'a str,
+    /// The handshake found it registered (and the proof used its verifier).
+    pub registered: bool,
+    /// LOGIN's last_seen: everything up to it is acknowledged.
+    pub last_seen: u64,
+    /// LOGIN's verifier, present exactly when `registered` is not [P-17].
+    pub register: Option<[u8; 32]>,
+    /// The peer's address (see `slots::address_key`).
+    pub from: IpAddr,
 }
 
 /// What a login did, and what the caller must do about it.
@@ -88,6 +118,8 @@ pub enum Stored {
     Staged,
     /// `to` names no registered user; nothing stored.
     UnknownRecipient,
+    /// `--store-bytes` is reached: nothing stored; the client sends it again later.
+    Full,
 }
 
 /// What publishing did: SENTs to queue and connections with new mail.
@@ -98,18 +130,7 @@ pub struct Published<C> {
     pub wake: Vec<C>,
 }
 
-/// Messages to deliver and how many were dropped, for one delivery round.
-#[derive(Default)]
-pub struct Mail {
-    /// Payloads of MSG frames, in id order.
-    pub messages: Vec<Arc<[u8]>>,
-    /// Dropped from a full mailbox since last told (0 if none).
-    pub dropped: u64,
-    /// More is waiting beyond this batch.
-    pub more: bool,
-}
-
-/// A message with an id and a journal record, not yet in any mailbox.
+/// A message with an id and a journal record, not yet delivered.
 struct Staged {
     ticket: u64,
     id: u64,
@@ -120,14 +141,32 @@ struct Staged {
     payload: Arc<[u8]>,
 }
 
+/// What `/users` shows of one user.
+pub struct UserReport {
+    /// Display nickname.
+    pub nick: String,
+    /// Logged in now.
+    pub online: bool,
+    /// Banned by the teacher.
+    pub banned: bool,
+    /// Last login, Unix milliseconds.
+    pub seen_ms: u64,
+    /// Messages waiting for it.
+    pub waiting: usize,
+}
+
 /// All users, keyed by the case-folded nickname.
 pub struct State<C> {
     users: HashMap<String, User>,
     online: HashMap<String, Online<C>>,
     next_id: u64,
-    mailbox_cap: usize,
+    limits: Limits,
+    mail: Store,
     staged: VecDeque<Staged>,
     presence: Presence,
+    /// Per address: registrations allowed now (a token bucket, refilled
+    /// at `new_users_per_hour`) and when it was last refilled.
+    registrations: HashMap<IpAddr, (f64, u64)>,
     /// Journal records of changes not yet taken, in the order of the
     /// changes; `None` when nothing is journaled (`--memory`).
     records: Option<Vec<Record>>,
@@ -135,17 +174,21 @@ pub struct State<C> {
     tickets: u64,
 }
 
+const HOUR_MS: u64 = 3_600_000;
+
 impl<C: Connection> State<C> {
-    /// An empty state whose mailboxes hold at most `mailbox_cap` messages;
-    /// `journaled` keeps the journal records of its changes.
-    pub fn new(mailbox_cap: usize, journaled: bool) -> Self {
+    /// An empty state within `limits`; `journaled` keeps the journal records
+    /// of its changes.
+    pub fn new(limits: Limits, journaled: bool) -> Self {
         State {
             users: HashMap::new(),
             online: HashMap::new(),
             next_id: 1,
-            mailbox_cap,
+            limits,
+            mail: Store::new(limits.mail),
             staged: VecDeque::new(),
             presence: Presence::default(),
+            registrations: HashMap::new(),
             records: journaled.then(Vec::new),
             tickets: 0,
         }
@@ -170,26 +213,32 @@ impl<C: Connection> State<C> {
         self.users.get(&nick_key(nick)).map(|user| user.verifier)
     }
 
-    /// Registered users, and distinct messages waiting in mailboxes.
-    pub fn counts(&self) -> (usize, usize) {
-        let mut ids: Vec<u64> = self.users.values().flat_map(|user| user.mailbox.iter().map(|(id, _)| *id)).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        (self.users.len(), ids.len())
+    /// Registered users, online users, and the messages and bytes stored.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let (messages, bytes) = self.mail.size();
+        (self.users.len(), self.online.len(), messages, bytes)
     }
 
-    /// Logs `nick` in on `conn`. `registered` is what the handshake saw;
-    /// `register` is LOGIN's verifier, present exactly when it was not
-    /// [P-17].
-    pub fn login(
-        &mut self,
-        nick: &str,
-        registered: bool,
-        last_seen: u64,
-        register: Option<[u8; 32]>,
-        conn: C,
-        now_ms: u64,
-    ) -> Result<Login<C>, String> {
+    /// Every registered user, for the teacher's `/users`.
+    pub fn users(&self) -> Vec<UserReport> {
+        let mut users: Vec<UserReport> = self
+            .users
+            .iter()
+            .map(|(key, user)| UserReport {
+                nick: user.nick.clone(),
+                online: self.online.contains_key(key),
+                banned: user.banned,
+                seen_ms: user.seen_ms,
+                waiting: self.mail.waiting(&user.mailbox),
+            })
+            .collect();
+        users.sort_by(|a, b| a.nick.cmp(&b.nick));
+        users
+    }
+
+    /// Logs a user in on `conn`, registering the nickname if LOGIN asks to.
+    pub fn login(&mut self, request: LoginRequest<'_>, conn: C, now_ms: u64) -> Result<Login<C>, String> {
+        let LoginRequest { nick, registered, last_seen, register, from } = request;
         let key = nick_key(nick);
         // SECURITY: a verifier registers only a nickname the handshake saw unregistered, never replaces one.
         match (registered, register) {
@@ -200,16 +249,16 @@ impl<C: Connection> State<C> {
             _ => {}
         }
         if let Some(verifier) = register {
-            // A new user has, in effect, acknowledged everything before it.
-            let acked_up_to = self.next_id - 1;
-            self.record(Record::User { nick: nick.into(), verifier, last_client_id: 0, acked_up_to, dropped: 0 });
-            self.users.insert(key.clone(), User::new(nick, verifier, acked_up_to));
+            self.register(nick, verifier, from, now_ms)?;
         }
-        self.ack(nick, last_seen);
-        // The handshake for a registered nick succeeded only with its token,
-        // and users are never removed: the user exists.
-        let Some(user) = self.users.get(&key) else { return Err("nickname unknown".into()) };
+        let Some(user) = self.users.get_mut(&key) else { return Err("nickname unknown".into()) };
+        if user.banned {
+            return Err("the teacher has banned this nickname".into());
+        }
+        user.seen_ms = now_ms;
         let nick = user.nick.clone();
+        self.record(Record::Seen { nick: nick.clone(), at_ms: now_ms });
+        self.ack(&nick, last_seen);
         let online = Online { conn, nick: nick.clone(), sent_up_to: 0, presence_seen: 0 };
         let replaced = self.online.insert(key.clone(), online).map(|old| old.conn);
         let mut frames = vec![Outgoing::new(&ServerMsg::Welcome { nick: nick.clone(), server_time_ms: now_ms })];
@@ -233,6 +282,47 @@ impl<C: Connection> State<C> {
             online.presence_seen = end;
         }
         Ok(Login { nick, registered_now: register.is_some(), replaced, frames })
+    }
+
+    /// Registers a new nickname, within `--max-users` and the address's
+    /// `--new-users-per-hour`.
+    fn register(&mut self, nick: &str, verifier: [u8; 32], from: IpAddr, now_ms: u64) -> Result<(), String> {
+        // SECURITY: registrations are capped in all and per address per hour, so no one can take every nickname.
+        if self.users.len() >= self.limits.max_users {
+            return Err(format!("the server has its limit of {} nicknames; ask the teacher", self.limits.max_users));
+        }
+        let per_hour = f64::from(self.limits.new_users_per_hour);
+        let (tokens, since) = self.registrations.get(&from).copied().unwrap_or((per_hour, now_ms));
+        let tokens = (tokens + per_hour * now_ms.saturating_sub(since) as f64 / HOUR_MS as f64).min(per_hour);
+        if tokens < 1.0 {
+            let minutes = ((1.0 - tokens) / per_hour * 60.0).ceil();
+            return Err(format!("too many new nicknames from your address; try again in {minutes} minutes"));
+        }
+        // Addresses whose bucket is full again need no entry.
+        if self.registrations.len() > 10_000 {
+            self.registrations.retain(|_, (_, since)| now_ms.saturating_sub(*since) < HOUR_MS);
+        }
+        self.registrations.insert(from, (tokens - 1.0, now_ms));
+        // A new user has, in effect, acknowledged everything before it.
+        let acked_up_to = self.next_id - 1;
+        self.record(Record::User { nick: nick.into(), verifier, last_client_id: 0, acked_up_to, dropped: 0 });
+        self.add_user(nick, verifier, acked_up_to);
+        Ok(())
+    }
+
+    fn add_user(&mut self, nick: &str, verifier: [u8; 32], acked_up_to: u64) -> &mut User {
+        let mailbox = self.mail.open();
+        let user = User {
+            nick: nick.into(),
+            verifier,
+            mailbox,
+            acked_up_to,
+            last_client_id: 0,
+            recent: VecDeque::new(),
+            seen_ms: 0,
+            banned: false,
+        };
+        self.users.entry(nick_key(nick)).insert_entry(user).into_mut()
     }
 
     /// Logs out `conn` if it is still the user's connection (a newer one
@@ -263,11 +353,17 @@ impl<C: Connection> State<C> {
             Some(user) => user.nick.clone(),
             None => return Stored::UnknownRecipient,
         };
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = ChatMsg { id, time_ms: now_ms, from: sender.nick.clone(), to: to_nick, text: text.into() };
+        let msg =
+            ChatMsg { id: self.next_id, time_ms: now_ms, from: sender.nick.clone(), to: to_nick, text: text.into() };
         let payload = Outgoing::new(&ServerMsg::Msg(msg)).payload;
-        let recipients = if to.is_empty() { self.users.len() } else { 1 + usize::from(to_key != from_key) };
+        let copies = if to.is_empty() { 1 } else { 1 + usize::from(to_key != from_key) };
+        let staged_bytes: usize = self.staged.iter().map(|staged| staged.payload.len()).sum();
+        // SECURITY: everything stored together stays within --store-bytes; past it a SEND is refused, nothing dropped.
+        if !self.mail.fits(staged_bytes + copies * payload.len()) {
+            return Stored::Full;
+        }
+        let (id, recipients) = (self.next_id, if to.is_empty() { self.users.len() } else { copies });
+        self.next_id += 1;
         if let Some(sender) = self.users.get_mut(&from_key) {
             remember_client_id(sender, client_id, id);
         }
@@ -277,35 +373,48 @@ impl<C: Connection> State<C> {
         Stored::New { id, recipients }
     }
 
-    /// Moves every staged message whose journal ticket is at most `durable`
-    /// into its recipients' mailboxes; returns a SENT for each sender, and
-    /// the online recipients to wake.
+    /// Delivers every staged message whose journal ticket is at most
+    /// `durable`; returns a SENT for each sender, and the online recipients
+    /// to wake.
     pub fn publish(&mut self, durable: u64) -> Published<C> {
         let mut published = Published { sent: Vec::new(), wake: Vec::new() };
-        let mut any = false;
+        // Who has new mail: everyone online after a public message, else
+        // the two people of each direct one. Woken once per publish, not
+        // per message: a commit often publishes hundreds of messages.
+        let (mut public, mut direct) = (false, Vec::new());
         while self.staged.front().is_some_and(|staged| staged.ticket <= durable) {
             let Some(staged) = self.staged.pop_front() else { break };
-            any = true;
-            deposit(&mut self.users, self.mailbox_cap, staged.id, &staged.from, staged.to.as_deref(), &staged.payload);
+            self.deliver(staged.id, &staged.from, staged.to.as_deref(), &staged.payload);
+            public |= staged.to.is_none();
+            direct.extend(staged.to.iter().chain([&staged.from]).cloned());
             if let Some(online) = self.online.get(&staged.from) {
                 let sent = ServerMsg::Sent { client_id: staged.client_id, id: staged.id };
                 published.sent.push((online.conn.clone(), Outgoing::new(&sent)));
             }
         }
-        // Once per publish, not per message: a commit often publishes
-        // hundreds of messages to the same people.
-        if any {
-            for (key, online) in &self.online {
-                let newest = self.users.get(key).and_then(|user| user.mailbox.back()).map_or(0, |(id, _)| *id);
-                if newest > online.sent_up_to {
-                    published.wake.push(online.conn.clone());
-                }
-            }
+        if public {
+            published.wake = self.online.values().map(|online| online.conn.clone()).collect();
+        } else {
+            direct.sort_unstable();
+            direct.dedup();
+            published.wake = direct.iter().filter_map(|key| self.online.get(key)).map(|o| o.conn.clone()).collect();
         }
         published
     }
 
-    /// `nick` has every message up to `up_to`: they leave the mailbox.
+    /// Stores a message for its recipients: in the timeline if public,
+    /// else in the mailboxes of `to` and of the sender.
+    fn deliver(&mut self, id: u64, from: &str, to: Option<&str>, payload: &Arc<[u8]>) {
+        let Some(to) = to else { return self.mail.add_public(id, payload) };
+        let people = if from == to { vec![to] } else { vec![to, from] };
+        for key in people {
+            if let Some(user) = self.users.get_mut(key).filter(|user| user.acked_up_to < id) {
+                self.mail.add_direct(&mut user.mailbox, id, payload);
+            }
+        }
+    }
+
+    /// `nick` has every message up to `up_to`.
     pub fn ack(&mut self, nick: &str, up_to: u64) {
         // SECURITY: no client can acknowledge (and so drop) ids that do not exist yet.
         let up_to = up_to.min(self.next_id - 1);
@@ -313,29 +422,25 @@ impl<C: Connection> State<C> {
         if up_to <= user.acked_up_to {
             return;
         }
-        trim(user, up_to);
+        user.acked_up_to = up_to;
+        self.mail.ack(&mut user.mailbox, up_to);
         let nick = user.nick.clone();
         self.record(Record::Ack { nick, up_to });
     }
 
     /// Takes up to `max` messages not yet taken for `conn`, which must be
     /// `nick`'s current connection (an old one gets nothing).
-    pub fn take_mail(&mut self, nick: &str, conn: &C, max: usize) -> Mail {
+    pub fn take_mail(&mut self, nick: &str, conn: &C, max: usize) -> Taken {
         let key = nick_key(nick);
         let (Some(user), Some(online)) = (self.users.get_mut(&key), self.online.get_mut(&key)) else {
-            return Mail::default();
+            return Taken::default();
         };
         if online.conn.id() != conn.id() {
-            return Mail::default();
+            return Taken::default();
         }
-        let start = user.mailbox.partition_point(|(id, _)| *id <= online.sent_up_to);
-        let mut messages = Vec::new();
-        for (id, payload) in user.mailbox.range(start..).take(max) {
-            messages.push(payload.clone());
-            online.sent_up_to = *id;
-        }
-        let more = user.mailbox.len() > start + messages.len();
-        Mail { messages, dropped: std::mem::take(&mut user.dropped), more }
+        let taken = self.mail.take(&mut user.mailbox, online.sent_up_to.max(user.acked_up_to), max);
+        online.sent_up_to = online.sent_up_to.max(taken.last_id);
+        taken
     }
 
     /// The logins and logouts `conn` (logged in as `nick`) has not sent yet,
@@ -356,95 +461,127 @@ impl<C: Connection> State<C> {
         self.online.values().filter(|online| online.presence_seen < end).map(|online| online.conn.clone()).collect()
     }
 
-    /// Applies one journal record at start-up.
+    /// The connection `nick` is logged in on, if any (the teacher's `/kick`).
+    pub fn online_conn(&self, nick: &str) -> Option<C> {
+        self.online.get(&nick_key(nick)).map(|online| online.conn.clone())
+    }
+
+    /// Message ids given out so far.
+    pub fn messages_stored(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    /// The teacher's `/ban` and `/unban`; returns the connection to close.
+    pub fn ban(&mut self, nick: &str, banned: bool) -> Result<Option<C>, String> {
+        let key = nick_key(nick);
+        let Some(user) = self.users.get_mut(&key) else { return Err(format!("no such user: {nick}")) };
+        user.banned = banned;
+        let nick = user.nick.clone();
+        self.record(Record::Ban { nick, banned });
+        Ok(if banned { self.online.get(&key).map(|online| online.conn.clone()) } else { None })
+    }
+
+    /// Forgets `nick` and its mail (the teacher's `/forget`); returns the
+    /// connection to close.
+    pub fn forget(&mut self, nick: &str) -> Result<Option<C>, String> {
+        let key = nick_key(nick);
+        let Some(user) = self.users.remove(&key) else { return Err(format!("no such user: {nick}")) };
+        self.mail.close(user.mailbox);
+        self.record(Record::Forget { nick: user.nick });
+        Ok(self.online.get(&key).map(|online| online.conn.clone()))
+    }
+
+    /// Forgets every nickname not logged in since `before_ms`
+    /// (`--forget-after-days`); returns their names.
+    pub fn forget_idle(&mut self, before_ms: u64) -> Vec<String> {
+        let idle: Vec<String> = self
+            .users
+            .iter()
+            .filter(|(key, user)| user.seen_ms < before_ms && !self.online.contains_key(*key))
+            .map(|(_, user)| user.nick.clone())
+            .collect();
+        for nick in &idle {
+            let _ = self.forget(nick);
+        }
+        idle
+    }
+
+    /// Applies one journal record at start-up; [`State::settle`] finishes.
     pub fn replay(&mut self, record: Record) {
         match record {
             Record::User { nick, verifier, last_client_id, acked_up_to, dropped } => {
-                let mut user = User::new(&nick, verifier, acked_up_to);
+                let user = self.add_user(&nick, verifier, acked_up_to);
                 user.last_client_id = last_client_id;
-                user.dropped = dropped;
-                self.users.insert(nick_key(&nick), user);
+                user.mailbox.dropped = dropped;
             }
             Record::Message { client_id, payload } => {
                 let Some(msg) = journal::chat_msg(&payload) else { return };
                 self.next_id = self.next_id.max(msg.id + 1);
                 let from = nick_key(&msg.from);
                 let to = (!msg.to.is_empty()).then(|| nick_key(&msg.to));
-                deposit(&mut self.users, self.mailbox_cap, msg.id, &from, to.as_deref(), &payload);
+                self.deliver(msg.id, &from, to.as_deref(), &payload);
                 if let (Some(user), true) = (self.users.get_mut(&from), client_id > 0) {
                     remember_client_id(user, client_id, msg.id);
                 }
             }
             Record::Ack { nick, up_to } => {
                 if let Some(user) = self.users.get_mut(&nick_key(&nick)) {
-                    trim(user, up_to.max(user.acked_up_to));
+                    user.acked_up_to = user.acked_up_to.max(up_to);
                 }
             }
             Record::NextId(id) => self.next_id = self.next_id.max(id),
+            Record::Seen { nick, at_ms } => {
+                if let Some(user) = self.users.get_mut(&nick_key(&nick)) {
+                    user.seen_ms = at_ms;
+                }
+            }
+            Record::Ban { nick, banned } => {
+                if let Some(user) = self.users.get_mut(&nick_key(&nick)) {
+                    user.banned = banned;
+                }
+            }
+            Record::Forget { nick } => {
+                if let Some(user) = self.users.remove(&nick_key(&nick)) {
+                    self.mail.close(user.mailbox);
+                }
+            }
+        }
+    }
+
+    /// After replay: every user's acknowledgements are applied to the mail.
+    pub fn settle(&mut self) {
+        for user in self.users.values_mut() {
+            self.mail.ack(&mut user.mailbox, user.acked_up_to);
         }
     }
 
     /// The live state as journal records, for compaction: the next id,
-    /// every user, then every message still in a mailbox or staged.
+    /// every user, then every message still stored or staged.
     pub fn snapshot(&self) -> Vec<Record> {
         let mut records = vec![Record::NextId(self.next_id)];
         for user in self.users.values() {
+            let nick = user.nick.clone();
             records.push(Record::User {
-                nick: user.nick.clone(),
+                nick: nick.clone(),
                 verifier: user.verifier,
                 last_client_id: user.last_client_id,
                 acked_up_to: user.acked_up_to,
-                dropped: user.dropped,
+                dropped: user.mailbox.dropped,
             });
+            records.push(Record::Seen { nick: nick.clone(), at_ms: user.seen_ms });
+            if user.banned {
+                records.push(Record::Ban { nick, banned: true });
+            }
         }
         let mut live: BTreeMap<u64, (u64, Arc<[u8]>)> = BTreeMap::new();
-        for user in self.users.values() {
-            for (id, payload) in &user.mailbox {
-                live.entry(*id).or_insert_with(|| (0, payload.clone()));
-            }
+        for (id, payload) in self.mail.all(self.users.values().map(|user| &user.mailbox)) {
+            live.insert(id, (0, payload));
         }
         for staged in &self.staged {
             live.insert(staged.id, (staged.client_id, staged.payload.clone()));
         }
         records.extend(live.into_values().map(|(client_id, payload)| Record::Message { client_id, payload }));
         records
-    }
-}
-
-impl User {
-    fn new(nick: &str, verifier: [u8; 32], acked_up_to: u64) -> Self {
-        User {
-            nick: nick.into(),
-            verifier,
-            mailbox: VecDeque::new(),
-            acked_up_to,
-            dropped: 0,
-            last_client_id: 0,
-            recent: VecDeque::new(),
-        }
-    }
-}
-
-/// Puts message `id` in the mailbox of each of its recipients: everyone
-/// for a public message, else `to` and the sender.
-fn deposit(users: &mut HashMap<String, User>, cap: usize, id: u64, from: &str, to: Option<&str>, payload: &Arc<[u8]>) {
-    for (key, user) in users.iter_mut() {
-        let addressed = to.is_none_or(|to| to == key) || key == from;
-        if addressed && user.acked_up_to < id {
-            // SECURITY: every mailbox is capped; when full the oldest goes, counted so the user is told.
-            if user.mailbox.len() >= cap && user.mailbox.pop_front().is_some() {
-                user.dropped += 1;
-            }
-            user.mailbox.push_back((id, payload.clone()));
-        }
-    }
-}
-
-/// Everything up to `up_to` is acknowledged: it leaves the mailbox.
-fn trim(user: &mut User, up_to: u64) {
-    user.acked_up_to = up_to;
-    while user.mailbox.front().is_some_and(|(id, _)| *id <= up_to) {
-        user.mailbox.pop_front();
     }
 }
 
@@ -468,56 +605,74 @@ mod tests {
         }
     }
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn limits(messages: usize) -> Limits {
+        let mail = Caps { messages, bytes: 1 << 20, store_bytes: 1 << 24 };
+        Limits { mail, max_users: 100_000, new_users_per_hour: 100_000 }
+    }
+
     fn decode(out: &Outgoing) -> ServerMsg {
         let mut frame = Vec::new();
         Sealer::new(&[1; 32]).seal(out.kind, &out.payload, &mut frame);
         ServerMsg::decode(&Opener::new(&[1; 32]).open(&frame).unwrap()).unwrap()
     }
 
+    fn request(nick: &str, registered: bool, from: IpAddr) -> LoginRequest<'_> {
+        LoginRequest { nick, registered, last_seen: 0, register: (!registered).then_some([1; 32]), from }
+    }
+
     fn logged_in(state: &mut State<u64>, nick: &str, conn: u64) -> Login<u64> {
         let registered = state.verifier(nick).is_some();
-        let register = (!registered).then_some([conn as u8; 32]);
-        state.login(nick, registered, 0, register, conn, 0).unwrap()
+        state.login(request(nick, registered, HERE), conn, 0).unwrap()
+    }
+
+    fn texts(state: &mut State<u64>, nick: &str, conn: u64) -> Vec<String> {
+        let taken = state.take_mail(nick, &conn, 100);
+        let frames = taken.messages.iter().map(|payload| Outgoing { kind: kind::MSG, payload: payload.clone() });
+        frames
+            .map(|out| match decode(&out) {
+                ServerMsg::Msg(msg) => msg.text,
+                other => panic!("{other:?}"),
+            })
+            .collect()
     }
 
     #[test]
     fn login_queues_welcome_and_the_online_list_and_registers_once() {
-        let mut state = State::new(10, true);
+        let mut state = State::new(limits(10), true);
         let login = logged_in(&mut state, "Ana", 1);
         assert!(login.registered_now && login.replaced.is_none());
         let frames: Vec<ServerMsg> = login.frames.iter().map(decode).collect();
         assert!(matches!(&frames[0], ServerMsg::Welcome { nick, .. } if nick == "Ana"));
         assert_eq!(frames[1], ServerMsg::Users { last: true, nicks: vec!["Ana".into()] });
-        let (records, ticket) = state.take_records();
-        assert!(matches!(records[..], [Record::User { .. }]) && ticket == 1, "the registration is journaled");
+        let (records, _) = state.take_records();
+        assert!(matches!(records[..], [Record::User { .. }, Record::Seen { .. }]), "{records:?}");
         let again = logged_in(&mut state, "ana", 2);
         assert!(!again.registered_now && again.replaced == Some(1), "the newer login takes over");
-        assert_eq!(state.take_records().0, [], "nothing new to journal");
     }
 
     #[test]
-    fn public_message_is_stored_once_and_shared_by_every_mailbox() {
-        let mut state = State::new(10, false);
-        for (n, nick) in ["a", "b", "c"].iter().enumerate() {
-            logged_in(&mut state, nick, n as u64);
+    fn a_public_message_is_stored_once_however_many_are_registered() {
+        for registered in [10, 10_000] {
+            let mut state = State::new(limits(10), false);
+            for n in 0..registered {
+                state.login(request(&format!("u{n}"), false, HERE), n, 0).unwrap();
+                state.logout(&format!("u{n}"), &n);
+            }
+            logged_in(&mut state, "a", 1);
+            assert_eq!(state.send("a", 1, "", "hi", 5), Stored::New { id: 1, recipients: registered as usize + 1 });
+            assert_eq!(state.counts().2, 0, "staged, not yet published");
+            let published = state.publish(u64::MAX);
+            assert_eq!(published.wake, [1], "only the online are woken");
+            assert_eq!(decode(&published.sent[0].1), ServerMsg::Sent { client_id: 1, id: 1 });
+            assert_eq!(state.counts().2, 1, "one message, kept once");
         }
-        assert_eq!(state.send("a", 1, "", "hi", 5), Stored::New { id: 1, recipients: 3 });
-        assert_eq!(state.counts(), (3, 0), "staged, not yet published");
-        let published = state.publish(u64::MAX);
-        let mut woken = published.wake.clone();
-        woken.sort_unstable();
-        assert_eq!(woken, [0, 1, 2]);
-        assert_eq!(published.sent.len(), 1);
-        assert_eq!(decode(&published.sent[0].1), ServerMsg::Sent { client_id: 1, id: 1 });
-        let payloads: Vec<Arc<[u8]>> =
-            [("a", 0), ("b", 1), ("c", 2)].iter().map(|(n, c)| state.take_mail(n, c, 10).messages[0].clone()).collect();
-        assert!(Arc::ptr_eq(&payloads[0], &payloads[1]) && Arc::ptr_eq(&payloads[1], &payloads[2]));
-        assert_eq!(state.counts(), (3, 1), "one message, three mailboxes");
     }
 
     #[test]
     fn a_message_is_published_only_once_its_record_is_durable() {
-        let mut state = State::new(10, true);
+        let mut state = State::new(limits(10), true);
         logged_in(&mut state, "a", 1);
         state.take_records();
         state.send("a", 1, "", "x", 0);
@@ -528,31 +683,35 @@ mod tests {
     }
 
     #[test]
-    fn take_mail_resumes_after_what_it_took_and_ack_trims() {
-        let mut state = State::new(10, false);
-        logged_in(&mut state, "a", 1);
-        for n in 1..=5 {
-            state.send("a", n, "", "x", 0);
+    fn direct_messages_reach_only_the_two_and_acks_trim() {
+        let mut state = State::new(limits(10), false);
+        for (n, nick) in ["a", "b", "c"].iter().enumerate() {
+            logged_in(&mut state, nick, n as u64);
         }
+        state.send("a", 1, "", "all", 0);
         state.publish(u64::MAX);
-        let first = state.take_mail("a", &1, 3);
-        assert_eq!((first.messages.len(), first.more), (3, true));
-        let rest = state.take_mail("a", &1, 3);
-        assert_eq!((rest.messages.len(), rest.more), (2, false));
-        state.ack("a", 4);
-        assert_eq!(state.counts().1, 1);
+        state.send("a", 2, "B", "psst", 0);
+        let mut woken = state.publish(u64::MAX).wake;
+        woken.sort_unstable();
+        assert_eq!(woken, [0, 1], "a direct message wakes only its two people");
+        assert_eq!(texts(&mut state, "b", 1), ["all", "psst"]);
+        assert_eq!(texts(&mut state, "c", 2), ["all"]);
+        assert!(texts(&mut state, "b", 1).is_empty(), "taken already");
+        state.ack("a", 1);
+        logged_in(&mut state, "a", 9);
+        assert_eq!(texts(&mut state, "a", 9), ["psst"], "after a reconnect, only what is unacknowledged");
     }
 
     #[test]
     fn an_old_connection_gets_no_mail_and_cannot_log_out_its_successor() {
-        let mut state = State::new(10, false);
+        let mut state = State::new(limits(10), false);
         logged_in(&mut state, "w", 1);
         logged_in(&mut state, "a", 2);
         logged_in(&mut state, "a", 3);
         state.send("w", 1, "a", "for a", 0);
         state.publish(u64::MAX);
-        assert!(state.take_mail("a", &2, 10).messages.is_empty(), "the replaced connection");
-        assert_eq!(state.take_mail("a", &3, 10).messages.len(), 1);
+        assert!(texts(&mut state, "a", 2).is_empty(), "the replaced connection");
+        assert_eq!(texts(&mut state, "a", 3), ["for a"]);
         state.logout("a", &2);
         state.logout("a", &3);
         let frames: Vec<ServerMsg> = state.take_presence("w", &1).iter().map(decode).collect();
@@ -564,7 +723,7 @@ mod tests {
 
     #[test]
     fn resent_client_ids_are_duplicates_with_their_original_id() {
-        let mut state = State::new(10, false);
+        let mut state = State::new(limits(10), false);
         logged_in(&mut state, "a", 1);
         assert_eq!(state.send("a", 7, "", "x", 0), Stored::New { id: 1, recipients: 1 });
         assert_eq!(state.send("a", 7, "", "x", 0), Stored::Staged);
@@ -575,21 +734,60 @@ mod tests {
     }
 
     #[test]
-    fn overflow_counts_what_was_dropped_and_reports_it_once() {
-        let mut state = State::new(2, false);
+    fn falling_behind_drops_the_oldest_and_the_store_budget_refuses_rather_than_drops() {
+        let mut state = State::new(limits(2), false);
         logged_in(&mut state, "a", 1);
         for n in 1..=5 {
             state.send("a", n, "", "x", 0);
         }
         state.publish(u64::MAX);
-        let mail = state.take_mail("a", &1, 10);
-        assert_eq!((mail.messages.len(), mail.dropped), (2, 3));
-        assert_eq!(state.take_mail("a", &1, 10).dropped, 0);
+        let taken = state.take_mail("a", &1, 10);
+        assert_eq!((taken.messages.len(), taken.dropped), (2, 3));
+        let mut tight =
+            State::new(Limits { mail: Caps { messages: 10, bytes: 1000, store_bytes: 200 }, ..limits(10) }, false);
+        logged_in(&mut tight, "a", 1);
+        assert!(matches!(tight.send("a", 1, "", &"x".repeat(100), 0), Stored::New { .. }));
+        assert_eq!(tight.send("a", 2, "", &"x".repeat(100), 0), Stored::Full, "staged bytes count");
+        tight.publish(u64::MAX);
+        tight.ack("a", 1);
+        assert!(matches!(tight.send("a", 2, "", &"x".repeat(100), 0), Stored::New { .. }), "room again");
     }
 
     #[test]
-    fn replaying_the_snapshot_rebuilds_the_same_mailboxes() {
-        let mut state = State::new(10, true);
+    fn registrations_are_capped_in_all_and_per_address_per_hour() {
+        let mut state = State::new(Limits { max_users: 3, new_users_per_hour: 2, ..limits(10) }, false);
+        let register = |state: &mut State<u64>, nick: &str, from: &str, at_ms: u64| {
+            state.login(request(nick, false, from.parse().unwrap()), 1, at_ms).map(|_| ())
+        };
+        assert!(register(&mut state, "a", "10.0.0.1", 0).is_ok() && register(&mut state, "b", "10.0.0.1", 0).is_ok());
+        let refused = register(&mut state, "c", "10.0.0.1", 0).unwrap_err();
+        assert_eq!(refused, "too many new nicknames from your address; try again in 30 minutes");
+        assert!(register(&mut state, "c", "10.0.0.1", HOUR_MS / 2).is_ok(), "one more after half an hour");
+        let full = register(&mut state, "d", "10.0.0.2", HOUR_MS).unwrap_err();
+        assert!(full.contains("limit of 3 nicknames"), "{full}");
+    }
+
+    #[test]
+    fn the_teacher_bans_and_forgets_and_idle_nicknames_are_forgotten() {
+        let mut state = State::new(limits(10), true);
+        logged_in(&mut state, "a", 1);
+        logged_in(&mut state, "b", 2);
+        assert_eq!(state.ban("A", true), Ok(Some(1)), "the connection to close");
+        state.logout("a", &1);
+        assert_eq!(state.login(request("a", true, HERE), 3, 0).err().unwrap(), "the teacher has banned this nickname");
+        state.ban("a", false).unwrap();
+        assert!(state.login(request("a", true, HERE), 3, 0).is_ok());
+        assert_eq!(state.forget("b"), Ok(Some(2)));
+        assert_eq!(state.verifier("b"), None);
+        state.logout("a", &3);
+        assert_eq!(state.forget_idle(1), ["a"], "a last logged in at 0");
+        assert_eq!(state.counts().0, 0);
+        assert_eq!(state.forget("zed"), Err("no such user: zed".into()));
+    }
+
+    #[test]
+    fn replaying_the_snapshot_rebuilds_the_same_state() {
+        let mut state = State::new(limits(10), true);
         logged_in(&mut state, "a", 1);
         state.send("a", 1, "", "before b", 0);
         state.publish(u64::MAX);
@@ -598,23 +796,25 @@ mod tests {
         state.send("b", 1, "a", "direct", 0);
         state.publish(u64::MAX);
         state.ack("a", 2);
-        let mut copy = State::<u64>::new(10, true);
+        state.ban("b", true).unwrap();
+        let mut copy = State::<u64>::new(limits(10), true);
         for record in state.snapshot() {
             copy.replay(record);
         }
-        for nick in ["a", "b"] {
-            let ids = |s: &State<u64>| s.users[nick].mailbox.iter().map(|(id, _)| *id).collect::<Vec<_>>();
-            assert_eq!(ids(&copy), ids(&state), "{nick}");
-        }
-        assert_eq!(copy.users["a"].mailbox.len(), 1, "a keeps only the direct message");
-        assert_eq!(copy.users["b"].mailbox.len(), 2, "b never had the message from before it registered");
+        copy.settle();
+        logged_in(&mut copy, "a", 1);
+        assert_eq!(texts(&mut copy, "a", 1), ["direct"], "a acknowledged the rest");
+        assert!(copy.login(request("b", true, HERE), 2, 0).is_err(), "still banned");
+        copy.ban("b", false).unwrap();
+        copy.login(request("b", true, HERE), 2, 0).unwrap();
+        assert_eq!(texts(&mut copy, "b", 2), ["to all", "direct"], "b never had the message from before it");
         assert_eq!(copy.send("a", 2, "", "resent", 0), Stored::Duplicate { id: 0 });
         assert!(matches!(copy.send("a", 3, "", "new", 0), Stored::New { id: 4, .. }));
     }
 
     #[test]
     fn presence_is_shared_trimmed_once_sent_and_never_about_oneself() {
-        let mut state = State::new(10, false);
+        let mut state = State::new(limits(10), false);
         logged_in(&mut state, "a", 1);
         logged_in(&mut state, "B", 2);
         let kinds: Vec<u8> = state.take_presence("a", &1).iter().map(|o| o.kind).collect();
@@ -630,7 +830,7 @@ mod tests {
 
     #[test]
     fn connections_at_one_cursor_share_one_encoding_and_others_get_their_own() {
-        let mut state = State::new(10, false);
+        let mut state = State::new(limits(10), false);
         logged_in(&mut state, "a", 1);
         logged_in(&mut state, "b", 2);
         state.take_presence("a", &1);

@@ -137,10 +137,7 @@ fn a_flipped_byte_in_the_middle_stops_the_start_with_advice() {
     fs::write(server.journal(), &bytes).unwrap();
     let (code, stderr) = server.start_failing();
     assert_eq!(code, 1, "{stderr}");
-    assert!(
-        stderr.contains("is damaged (bad tag): a whole record that fails its check is not a torn write"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("is damaged (") && stderr.contains("which a torn write cannot do"), "{stderr}");
     assert!(stderr.contains("Restore the journal from a backup, or start once with --repair"), "{stderr}");
     assert_eq!(fs::read(server.journal()).unwrap(), bytes, "a refused start changes nothing");
 }

@@ -3,6 +3,7 @@
 //! name the `[P-n]` statements of docs/PROTOCOL.md that they prove.
 
 mod adversarial;
+mod classmates;
 mod delivery;
 mod docs;
 mod durability;

@@ -157,6 +157,20 @@ impl TestServer {
         (client, token)
     }
 
+    /// The server's resident memory, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Types a command into the server's console (its standard input);
+    /// answers show in the log as lines starting `console: `.
+    pub fn console(&mut self, command: &str) {
+        let stdin = self.child.stdin.as_mut().expect("the console is piped");
+        writeln!(stdin, "{command}").unwrap();
+    }
+
     /// Kills the process (like a crash or Ctrl+C).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -183,7 +197,7 @@ fn spawn(
         .args(["--port", "0", "--key-file"])
         .arg(dir.join("chat.key"))
         .args(flags)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -198,6 +212,13 @@ fn spawn(
     thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line);
+        }
+    });
+    // The console's answers join the log, marked.
+    let sink = log.clone();
+    thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(format!("console: {line}"));
         }
     });
     Ok((child, addr, log))
