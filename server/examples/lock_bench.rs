@@ -43,7 +43,7 @@ fn main() {
         let text = "x".repeat(100);
         let started = Instant::now();
         for id in 1..=messages {
-            state.send("u0", id, "", &text, 0);
+            state.send("u0", id, "", &text, 0, false);
             let (_, ticket) = state.take_records();
             let published = state.publish(ticket);
             for conn in published.wake {

@@ -17,7 +17,7 @@ pub struct Config {
     pub host: String,
     /// Port to listen on; 0 lets the system choose.
     pub port: u16,
-    /// The shared key; created on first start if missing.
+    /// The shared key; created if missing, unless a journal needs the old one.
     pub key_file: PathBuf,
     /// Where the journal lives; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
@@ -108,7 +108,8 @@ Usage: chat-server [OPTIONS]
 
   --host HOST              address to listen on [default: 127.0.0.1]
   --port PORT              port to listen on; 0 picks a free one [default: 5555]
-  --key-file PATH          shared key; created if missing [default: chat.key]
+  --key-file PATH          shared key; created if missing, unless the journal
+                           needs the old one [default: chat.key]
   --data-dir DIR           journal directory [default: chat-data]
   --memory                 keep everything in memory, as the original did
                            (same as --data-dir \"\"): a restart loses users and mail

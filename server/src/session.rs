@@ -118,9 +118,15 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
         Ok(login) => login,
         Err(reason) => return reject(&stream, &mut sealer, peer, &side.nick, reason),
     };
-    // A registration must be on disk before WELCOME confirms it.
-    if login.registered_now {
-        shared.commit();
+    // A registration must be on disk before WELCOME confirms it. If the
+    // disk is full it is undone: the client, which saw no WELCOME, comes
+    // back and registers again.
+    if login.registered_now && !shared.commit() {
+        let mut state = shared.state();
+        state.logout(&login.nick, &conn);
+        let _ = state.forget(&login.nick);
+        drop(state);
+        return log(Level::Warn, peer, format_args!("registration of {} waits: server storage is full", login.nick));
     }
     if let Some(old) = &login.replaced {
         old.close("replaced by a newer login");
@@ -243,7 +249,7 @@ fn handle_send(shared: &Shared, nick: &str, client_id: u64, to: &str, text: &str
     if client_id == 0 {
         return refuse("client_id 0 is not allowed; client ids start at 1".into());
     }
-    let stored = shared.state().send(nick, client_id, to, text, unix_ms());
+    let stored = shared.state().send(nick, client_id, to, text, unix_ms(), shared.storage_full());
     match stored {
         Stored::New { id, recipients } => {
             let to_whom = if to.is_empty() { "*" } else { to };

@@ -337,7 +337,8 @@ impl<C: Connection> State<C> {
 
     /// Stages a SEND from `from` (text already validated): it gets an id
     /// and a journal record now, and reaches mailboxes at [`State::publish`].
-    pub fn send(&mut self, from: &str, client_id: u64, to: &str, text: &str, now_ms: u64) -> Stored {
+    /// `disk_full` refuses new messages (a re-send still gets its SENT).
+    pub fn send(&mut self, from: &str, client_id: u64, to: &str, text: &str, now_ms: u64, disk_full: bool) -> Stored {
         let from_key = nick_key(from);
         let Some(sender) = self.users.get(&from_key) else { return Stored::UnknownRecipient };
         if client_id <= sender.last_client_id {
@@ -359,7 +360,7 @@ impl<C: Connection> State<C> {
         let copies = if to.is_empty() { 1 } else { 1 + usize::from(to_key != from_key) };
         let staged_bytes: usize = self.staged.iter().map(|staged| staged.payload.len()).sum();
         // SECURITY: everything stored together stays within --store-bytes; past it a SEND is refused, nothing dropped.
-        if !self.mail.fits(staged_bytes + copies * payload.len()) {
+        if disk_full || !self.mail.fits(staged_bytes + copies * payload.len()) {
             return Stored::Full;
         }
         let (id, recipients) = (self.next_id, if to.is_empty() { self.users.len() } else { copies });
@@ -661,7 +662,10 @@ mod tests {
                 state.logout(&format!("u{n}"), &n);
             }
             logged_in(&mut state, "a", 1);
-            assert_eq!(state.send("a", 1, "", "hi", 5), Stored::New { id: 1, recipients: registered as usize + 1 });
+            assert_eq!(
+                state.send("a", 1, "", "hi", 5, false),
+                Stored::New { id: 1, recipients: registered as usize + 1 }
+            );
             assert_eq!(state.counts().2, 0, "staged, not yet published");
             let published = state.publish(u64::MAX);
             assert_eq!(published.wake, [1], "only the online are woken");
@@ -675,7 +679,7 @@ mod tests {
         let mut state = State::new(limits(10), true);
         logged_in(&mut state, "a", 1);
         state.take_records();
-        state.send("a", 1, "", "x", 0);
+        state.send("a", 1, "", "x", 0, false);
         let (records, ticket) = state.take_records();
         assert!(matches!(records[..], [Record::Message { client_id: 1, .. }]));
         assert!(state.publish(ticket - 1).wake.is_empty(), "not yet on disk");
@@ -688,9 +692,9 @@ mod tests {
         for (n, nick) in ["a", "b", "c"].iter().enumerate() {
             logged_in(&mut state, nick, n as u64);
         }
-        state.send("a", 1, "", "all", 0);
+        state.send("a", 1, "", "all", 0, false);
         state.publish(u64::MAX);
-        state.send("a", 2, "B", "psst", 0);
+        state.send("a", 2, "B", "psst", 0, false);
         let mut woken = state.publish(u64::MAX).wake;
         woken.sort_unstable();
         assert_eq!(woken, [0, 1], "a direct message wakes only its two people");
@@ -708,7 +712,7 @@ mod tests {
         logged_in(&mut state, "w", 1);
         logged_in(&mut state, "a", 2);
         logged_in(&mut state, "a", 3);
-        state.send("w", 1, "a", "for a", 0);
+        state.send("w", 1, "a", "for a", 0, false);
         state.publish(u64::MAX);
         assert!(texts(&mut state, "a", 2).is_empty(), "the replaced connection");
         assert_eq!(texts(&mut state, "a", 3), ["for a"]);
@@ -725,12 +729,12 @@ mod tests {
     fn resent_client_ids_are_duplicates_with_their_original_id() {
         let mut state = State::new(limits(10), false);
         logged_in(&mut state, "a", 1);
-        assert_eq!(state.send("a", 7, "", "x", 0), Stored::New { id: 1, recipients: 1 });
-        assert_eq!(state.send("a", 7, "", "x", 0), Stored::Staged);
+        assert_eq!(state.send("a", 7, "", "x", 0, false), Stored::New { id: 1, recipients: 1 });
+        assert_eq!(state.send("a", 7, "", "x", 0, false), Stored::Staged);
         state.publish(u64::MAX);
-        assert_eq!(state.send("a", 7, "", "x", 0), Stored::Duplicate { id: 1 });
-        assert_eq!(state.send("a", 3, "", "x", 0), Stored::Duplicate { id: 0 });
-        assert_eq!(state.send("a", 8, "nobody", "x", 0), Stored::UnknownRecipient);
+        assert_eq!(state.send("a", 7, "", "x", 0, false), Stored::Duplicate { id: 1 });
+        assert_eq!(state.send("a", 3, "", "x", 0, false), Stored::Duplicate { id: 0 });
+        assert_eq!(state.send("a", 8, "nobody", "x", 0, false), Stored::UnknownRecipient);
     }
 
     #[test]
@@ -738,7 +742,7 @@ mod tests {
         let mut state = State::new(limits(2), false);
         logged_in(&mut state, "a", 1);
         for n in 1..=5 {
-            state.send("a", n, "", "x", 0);
+            state.send("a", n, "", "x", 0, false);
         }
         state.publish(u64::MAX);
         let taken = state.take_mail("a", &1, 10);
@@ -746,11 +750,11 @@ mod tests {
         let mut tight =
             State::new(Limits { mail: Caps { messages: 10, bytes: 1000, store_bytes: 200 }, ..limits(10) }, false);
         logged_in(&mut tight, "a", 1);
-        assert!(matches!(tight.send("a", 1, "", &"x".repeat(100), 0), Stored::New { .. }));
-        assert_eq!(tight.send("a", 2, "", &"x".repeat(100), 0), Stored::Full, "staged bytes count");
+        assert!(matches!(tight.send("a", 1, "", &"x".repeat(100), 0, false), Stored::New { .. }));
+        assert_eq!(tight.send("a", 2, "", &"x".repeat(100), 0, false), Stored::Full, "staged bytes count");
         tight.publish(u64::MAX);
         tight.ack("a", 1);
-        assert!(matches!(tight.send("a", 2, "", &"x".repeat(100), 0), Stored::New { .. }), "room again");
+        assert!(matches!(tight.send("a", 2, "", &"x".repeat(100), 0, false), Stored::New { .. }), "room again");
     }
 
     #[test]
@@ -789,11 +793,11 @@ mod tests {
     fn replaying_the_snapshot_rebuilds_the_same_state() {
         let mut state = State::new(limits(10), true);
         logged_in(&mut state, "a", 1);
-        state.send("a", 1, "", "before b", 0);
+        state.send("a", 1, "", "before b", 0, false);
         state.publish(u64::MAX);
         logged_in(&mut state, "b", 2);
-        state.send("a", 2, "", "to all", 0);
-        state.send("b", 1, "a", "direct", 0);
+        state.send("a", 2, "", "to all", 0, false);
+        state.send("b", 1, "a", "direct", 0, false);
         state.publish(u64::MAX);
         state.ack("a", 2);
         state.ban("b", true).unwrap();
@@ -808,8 +812,8 @@ mod tests {
         copy.ban("b", false).unwrap();
         copy.login(request("b", true, HERE), 2, 0).unwrap();
         assert_eq!(texts(&mut copy, "b", 2), ["to all", "direct"], "b never had the message from before it");
-        assert_eq!(copy.send("a", 2, "", "resent", 0), Stored::Duplicate { id: 0 });
-        assert!(matches!(copy.send("a", 3, "", "new", 0), Stored::New { id: 4, .. }));
+        assert_eq!(copy.send("a", 2, "", "resent", 0, false), Stored::Duplicate { id: 0 });
+        assert!(matches!(copy.send("a", 3, "", "new", 0, false), Stored::New { id: 4, .. }));
     }
 
     #[test]

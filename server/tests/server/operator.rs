@@ -329,7 +329,6 @@ fn a_full_disk_holds_messages_until_space_returns_and_loses_nothing() {
 /// whose registration is not on disk gets no WELCOME (`Shared::commit`
 /// returns false); the client keeps both and tries again.
 #[test]
-#[ignore = "needs session.rs to answer RETRY while Shared::storage_full() and to close a login whose commit fails"]
 fn while_the_disk_is_full_sends_get_retry_and_registrations_wait_for_space() {
     let Some(mut disk) = FullDisk::start() else { return };
     let filler = disk.tmpfs.fill();
