@@ -25,6 +25,10 @@
 //!
 //! The parts:
 //! - [`config`]: the command-line flags both front ends accept.
+//! - `input_line`: what a typed line asks for ([`parse_line`]), for both
+//!   front ends.
+//! - `event_line`: an [`Event`] as one tab-separated line ([`event_line`]),
+//!   printed by the headless mode and logged by the window for tests.
 //! - `net`: the network thread: [`start`], [`Handle`], the reconnect timer,
 //!   writing frames, carrying out what the session decides.
 //! - `link`: one connection's thread: connect, handshake, read and verify.
@@ -43,6 +47,8 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod event_line;
+mod input_line;
 mod link;
 mod net;
 mod outbox;
@@ -52,6 +58,8 @@ mod store;
 pub use chat_common::auth::Key;
 pub use chat_common::message::ChatMsg;
 pub use config::{Config, Parsed};
+pub use event_line::event_line;
+pub use input_line::parse_line;
 pub use net::{CommandSender, Handle, QUIT_GRACE, StartError, start};
 pub use session::{Command, Event};
 pub use store::StoreError;

@@ -1,4 +1,4 @@
-//! The one [`Message`] type and the loop that handles it: the dialog flow
+//! The loop that handles every [`Message`]: the dialog flow
 //! (ask, connect, ask again with the reason after a rejection), the input
 //! line, and the library's [`Event`]s, which the network thread sends
 //! through fltk's channel (its `send` wakes this thread). Nothing here
@@ -11,31 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use fltk::app::{self, Sender};
 
-use chat_client::{Command, Config, Event, Handle, Key, start};
+use chat_client::{Command, Config, Event, Handle, Key, event_line, parse_line, start};
 use chat_common::DEFAULT_PORT;
 use chat_common::validate::{nick_key, validate_nick};
 
+use super::Message;
 use super::format::{self, AwaySeparator, Link, Role, Status};
 use super::view::{ChatWindow, Dialog};
-use crate::headless::{event_line, parse_line};
-
-/// Everything the loop handles. `app::channel` is one global queue, so
-/// this is the only type ever sent on it.
-#[derive(Clone)]
-pub enum Message {
-    /// From the network thread number `session`.
-    Net { session: u64, event: Event },
-    /// The dialog's Connect button, or Enter in the dialog.
-    Connect,
-    /// Enter in the input line.
-    Send,
-    /// Up in the input line.
-    Recall,
-    /// A double click in the users list.
-    PickUser,
-    /// A window's close button.
-    Close,
-}
 
 /// In the state directory: the last nickname and server that connected.
 const LAST_LOGIN_FILE: &str = "last-login";

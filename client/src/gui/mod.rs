@@ -3,9 +3,12 @@
 //! the library's, which runs on its own thread and reaches this one through
 //! fltk's channel.
 //!
-//! The parts: `app.rs` (the one message type, the loop, the dialog flow),
-//! `view.rs` (widgets and drawing), `format.rs` (what the lines, the status
-//! bar and the title say, and reading the dialog's values; unit-tested).
+//! The parts: this file (the one [`Message`] type), `app.rs` (the loop
+//! and the dialog flow), `view.rs` (widgets and drawing), `format.rs` (what
+//! the lines, the status bar and the title say, and reading the dialog's
+//! values; unit-tested). The message type lives here, not in `app.rs`, so
+//! that `view.rs` (whose callbacks emit it) and `app.rs` (which uses the
+//! view) form no import cycle.
 
 mod app;
 mod format;
@@ -13,7 +16,25 @@ mod view;
 
 use std::process::{Command, ExitCode};
 
-use chat_client::{Config, Key};
+use chat_client::{Config, Event, Key};
+
+/// Everything the loop handles. `app::channel` is one global queue, so
+/// this is the only type ever sent on it.
+#[derive(Clone)]
+pub enum Message {
+    /// From the network thread number `session`.
+    Net { session: u64, event: Event },
+    /// The dialog's Connect button, or Enter in the dialog.
+    Connect,
+    /// Enter in the input line.
+    Send,
+    /// Up in the input line.
+    Recall,
+    /// A double click in the users list.
+    PickUser,
+    /// A window's close button.
+    Close,
+}
 
 /// Runs the window until it is closed; the exit code for the process.
 pub fn run(config: Config, key: Key) -> ExitCode {

@@ -16,7 +16,7 @@ use fltk::window::Window;
 
 use chat_common::validate::nick_key;
 
-use super::app::Message;
+use super::Message;
 use super::format::{Line, PALETTE_LEN, Role, Tone, label_text, name_colour};
 
 const TEXT_SIZE: i32 = 15;
