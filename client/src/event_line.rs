@@ -32,11 +32,19 @@ pub fn event_line(event: &Event) -> Option<String> {
             let numbers = [msg.id.to_string(), msg.time_ms.to_string()];
             ["msg".into()].into_iter().chain(numbers).chain([msg.from.clone(), to.into(), msg.text.clone()]).collect()
         }
-        Event::Sent { client_id, id } => vec!["sent".into(), client_id.to_string(), id.to_string()],
-        Event::Disconnected { reason, retry_in } => {
-            vec!["disconnected".into(), reason.clone(), retry_in.as_secs_f64().to_string()]
+        Event::Queued { client_id, to, text } => {
+            vec!["queued".into(), client_id.to_string(), to.as_deref().unwrap_or("*").into(), text.clone()]
         }
-        Event::Rejected { reason } => vec!["rejected".into(), reason.clone()],
+        Event::Sent { client_id, id } => vec!["sent".into(), client_id.to_string(), id.to_string()],
+        Event::Retry { client_id, reason, retry_in } => {
+            vec!["retry".into(), client_id.to_string(), reason.clone(), retry_in.as_secs_f64().to_string()]
+        }
+        Event::Failed { client_id, reason } => vec!["failed".into(), client_id.to_string(), reason.clone()],
+        Event::Dropped { count, limit } => vec!["dropped".into(), count.to_string(), limit.to_string()],
+        Event::Disconnected { reason, retry_in } => {
+            vec!["disconnected".into(), reason.to_string(), retry_in.as_secs_f64().to_string()]
+        }
+        Event::Rejected { reason } => vec!["rejected".into(), reason.to_string()],
         Event::Error { reason } => vec!["error".into(), reason.clone()],
         Event::Outbox(_) | Event::Stopped => return None,
     };
@@ -46,6 +54,7 @@ pub fn event_line(event: &Event) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trouble::{Rejection, Trouble};
     use chat_common::message::ChatMsg;
     use std::time::Duration;
 
@@ -66,15 +75,27 @@ mod tests {
     #[test]
     fn every_event_has_its_documented_line() {
         let retry = |secs: f64| Duration::from_secs_f64(secs);
+        let closed = "disconnected\tthe server closed the connection\t5".to_owned();
         let cases = [
             (Event::Connected { nick: "ana".into(), server: "h:1".into() }, Some("connected\tana")),
             (Event::Users(vec!["ana".into(), "bob".into()]), Some("users\tana,bob")),
             (Event::Joined("bob".into()), Some("joined\tbob")),
             (Event::Left("bob".into()), Some("left\tbob")),
+            (Event::Queued { client_id: 7, to: None, text: "hi".into() }, Some("queued\t7\t*\thi")),
+            (Event::Queued { client_id: 8, to: Some("bob".into()), text: "yo".into() }, Some("queued\t8\tbob\tyo")),
             (Event::Sent { client_id: 7, id: 43 }, Some("sent\t7\t43")),
-            (Event::Disconnected { reason: "gone".into(), retry_in: retry(5.0) }, Some("disconnected\tgone\t5")),
-            (Event::Disconnected { reason: "a\nb".into(), retry_in: retry(0.2) }, Some("disconnected\ta\\nb\t0.2")),
-            (Event::Rejected { reason: "nickname taken".into() }, Some("rejected\tnickname taken")),
+            (
+                Event::Retry { client_id: 8, reason: "storage full".into(), retry_in: retry(5.0) },
+                Some("retry\t8\tstorage full\t5"),
+            ),
+            (Event::Failed { client_id: 9, reason: "no such user".into() }, Some("failed\t9\tno such user")),
+            (Event::Dropped { count: 3, limit: 10_000 }, Some("dropped\t3\t10000")),
+            (Event::Disconnected { reason: Trouble::Closed, retry_in: retry(5.0) }, Some(closed.as_str())),
+            (
+                Event::Disconnected { reason: Trouble::Lost("a\nb".into()), retry_in: retry(0.2) },
+                Some("disconnected\tconnection lost: a\\nb\t0.2"),
+            ),
+            (Event::Rejected { reason: Rejection::Server("nickname taken".into()) }, Some("rejected\tnickname taken")),
             (Event::Error { reason: "oops".into() }, Some("error\toops")),
             (Event::Outbox(3), None),
             (Event::Stopped, None),

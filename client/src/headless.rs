@@ -2,25 +2,33 @@
 //! without a display.
 //!
 //! Standard input, one line at a time, in the grammar of
-//! [`chat_client::parse_line`]: blank lines are skipped; `/quit` or the end
-//! of input sends what is still in the outbox (for at most 5 s) and exits.
+//! [`chat_client::parse_line`]: blank lines are skipped; `/help` lists the
+//! commands on standard error; `/quit` or the end of input sends what is
+//! still in the outbox (for at most 5 s) and exits.
 //!
 //! Standard output, one line per event, in the format of
-//! [`chat_client::event_line`]: `connected nick`, `users a,b`, `joined nick`, `left nick`,
-//! `msg id unix_ms from to|* text`, `sent client_id id`,
-//! `disconnected reason seconds`, `rejected reason`, `error reason`.
-//! Diagnostics go to standard error. Exit codes: 0 normal end, 1 login
-//! rejected, 2 bad arguments or key file.
+//! [`chat_client::event_line`]; `--help` and docs/HEADLESS.md list every
+//! line. Diagnostics go to standard error. Exit codes: 0 normal end, 1
+//! login rejected, 2 bad arguments or key file.
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::thread;
 
-use chat_client::{Command, Config, Event, Key, event_line, parse_line, start};
+use chat_client::{Command, Config, Event, Input, Key, event_line, parse_line, start};
 
 /// Exit code when the server refused the nickname.
 const EXIT_REJECTED: u8 = 1;
+
+/// What `/help` prints on standard error.
+const HELP: &str = "\
+chat-client: the commands, one a line:
+  TEXT            a message to everyone
+  /msg NICK TEXT  a direct message to NICK
+  //TEXT          a message to everyone that starts with /
+  /help           this list
+  /quit           send what is waiting (for at most 5 s), then exit";
 
 /// Runs until `/quit`, the end of input, or a final rejection.
 pub fn run(config: Config, key: Key) -> ExitCode {
@@ -81,8 +89,12 @@ fn read_commands(mut input: impl BufRead, send: impl Fn(Command)) {
             continue;
         };
         match parse_line(text) {
-            Ok(Some(Command::Quit)) => break,
-            Ok(Some(command)) => send(command),
+            Ok(Some(Input::Command(Command::Quit))) => break,
+            Ok(Some(Input::Command(command))) => send(command),
+            Ok(Some(Input::Help)) => eprintln!("{HELP}"),
+            Ok(Some(Input::Quiet)) => {
+                eprintln!("chat-client: /quiet is for the window; here, skip the joined and left lines instead")
+            }
             Ok(None) => {}
             Err(why) => eprintln!("chat-client: {why}"),
         }

@@ -34,7 +34,11 @@
 //! - `link`: one connection's thread: connect, handshake, read and verify.
 //! - `session`: the protocol logic, sans-IO; defines [`Command`] and [`Event`].
 //! - `outbox`: messages typed and not yet confirmed, and client message ids.
-//! - `store`: the state directory (owner tokens, last id seen, outbox).
+//! - `store`: the state directory (owner tokens, last id seen, outbox),
+//!   one subdirectory per shared key and nickname.
+//! - [`identity`]: moving a nickname's state to another computer.
+//! - `trouble`: why there is no connection ([`Trouble`]) or no login
+//!   ([`Rejection`]), as values each front end puts in its own words.
 //!
 //! The `chat-client` binary adds `headless.rs` (stdin lines in, one event
 //! line per event out) and `gui/` (the FLTK window, behind the `gui` feature).
@@ -48,18 +52,21 @@
 
 pub mod config;
 mod event_line;
+pub mod identity;
 mod input_line;
 mod link;
 mod net;
 mod outbox;
 mod session;
 mod store;
+mod trouble;
 
 pub use chat_common::auth::Key;
 pub use chat_common::message::ChatMsg;
-pub use config::{Config, Parsed};
+pub use config::{Config, IdentityMove, Language, Parsed};
 pub use event_line::event_line;
-pub use input_line::parse_line;
+pub use input_line::{Input, InputError, parse_line};
 pub use net::{CommandSender, Handle, QUIT_GRACE, StartError, start};
 pub use session::{Command, Event};
 pub use store::StoreError;
+pub use trouble::{Rejection, Trouble, Unreachable};

@@ -3,16 +3,27 @@
 //! the library's, which runs on its own thread and reaches this one through
 //! fltk's channel.
 //!
-//! The parts: this file (the one [`Message`] type), `app.rs` (the loop
-//! and the dialog flow), `view.rs` (widgets and drawing), `format.rs` (what
-//! the lines, the status bar and the title say, and reading the dialog's
-//! values; unit-tested). The message type lives here, not in `app.rs`, so
-//! that `view.rs` (whose callbacks emit it) and `app.rs` (which uses the
-//! view) form no import cycle.
+//! The parts, each unit-tested where it decides something:
+//! - this file: the one [`Message`] type. It lives here, not in `app.rs`,
+//!   so that `view.rs` (whose callbacks emit it) and `app.rs` (which uses
+//!   the view) form no import cycle.
+//! - `app.rs`: the loop, the dialog flow, events → what to show.
+//! - `conversation.rs`: the lines, our messages from typed to stored.
+//! - `format.rs`: what a line is made of; the users list; `host:port`.
+//! - `status.rs`: the status bar's indicator and sentence, the countdown.
+//! - `strings.rs`: every text in English and Spanish.
+//! - `wrap.rs`: long lines into rows with a hanging indent.
+//! - `view.rs`: the widgets, no decisions; `transcript.rs`: the
+//!   conversation's widget and its scrolling.
 
 mod app;
+mod conversation;
 mod format;
+mod status;
+mod strings;
+mod transcript;
 mod view;
+mod wrap;
 
 use std::process::{Command, ExitCode};
 
@@ -34,6 +45,16 @@ pub enum Message {
     PickUser,
     /// A window's close button.
     Close,
+    /// Four times a second: the countdown, the width, the scroll position.
+    Tick,
+    /// The user scrolled the conversation.
+    Scrolled,
+    /// The "new messages below" marker was clicked.
+    JumpToEnd,
+    /// "Send again" for the failed message shown.
+    SendAgain,
+    /// "Discard" for the failed message shown.
+    Discard,
 }
 
 /// Runs the window until it is closed; the exit code for the process.
