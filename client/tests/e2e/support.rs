@@ -177,6 +177,22 @@ impl Msg {
     }
 }
 
+/// Runs `chat-client` with `args` to its end (it must not wait for
+/// input), and returns its exit code and its standard error.
+pub fn run_client(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child, "chat-client");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
 /// A running `chat-client --headless`, killed when dropped.
 pub struct TestClient {
     child: Child,
@@ -194,6 +210,12 @@ impl TestClient {
     /// Starts `nick` against `port` with `key_file`, keeping its state in
     /// `state_dir`.
     pub fn start(port: u16, key_file: &Path, nick: &str, state_dir: &Path) -> TestClient {
+        TestClient::start_with(port, key_file, nick, state_dir, &[])
+    }
+
+    /// [`TestClient::start`] with more flags, which win over the usual
+    /// ones (e.g. `--host localhost`).
+    pub fn start_with(port: u16, key_file: &Path, nick: &str, state_dir: &Path, more: &[&str]) -> TestClient {
         fs::create_dir_all(state_dir).unwrap();
         let log = File::options().create(true).append(true).open(state_dir.join("client.log")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
@@ -203,6 +225,7 @@ impl TestClient {
             .arg("--state-dir")
             .arg(state_dir)
             .args(["--retry-secs", RETRY_SECS])
+            .args(more)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)
