@@ -143,11 +143,12 @@ impl Transcript {
     }
 
     /// The width lines should wrap to now: the text area, less the
-    /// scrollbar, borders and margins, with a few pixels to spare.
+    /// scrollbar, the borders and FLTK's margins (about 10 pixels), with a
+    /// few pixels to spare so FLTK's own wrapping never has to step in.
     fn width(&self) -> f64 {
         match self.display.window() {
             Some(window) if window.shown() && self.display.w() > 100 => {
-                f64::from(self.display.w() - app::scrollbar_size() - 16)
+                f64::from(self.display.w() - app::scrollbar_size() - 24)
             }
             // Not laid out yet: no wrapping until it is (see `rewrap_if_resized`).
             _ => f64::MAX,

@@ -179,15 +179,15 @@ impl ChatWindow {
         window.end();
         window.resizable(&column);
 
-        // The hint, drawn over the empty input.
+        // The hint, drawn over the empty input, cut with "…" if the window is narrow.
         let hint = texts.get(S::Placeholder);
         input.draw(move |input| {
             if input.value().is_empty() {
-                draw::push_clip(input.x() + 2, input.y() + 2, input.w() - 4, input.h() - 4);
                 draw::set_font(Font::HelveticaItalic, TEXT_SIZE);
+                let fits = elide(hint, f64::from(input.w() - 16), draw::width);
                 draw::set_draw_color(Color::from_hex(0x8a8a8a));
-                draw::draw_text2(hint, input.x() + 8, input.y(), input.w() - 16, input.h(), Align::Left);
-                draw::pop_clip();
+                let shown = fits.as_deref().unwrap_or(hint);
+                draw::draw_text2(shown, input.x() + 8, input.y(), input.w() - 16, input.h(), Align::Left);
             }
         });
         input.set_trigger(CallbackTrigger::EnterKeyAlways);
