@@ -56,6 +56,18 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+impl StoreError {
+    /// Another client is using this state (its lock is held).
+    pub fn is_locked(&self) -> bool {
+        self.source.kind() == io::ErrorKind::WouldBlock
+    }
+
+    /// The identity was moved to another computer (`--export-identity`).
+    pub fn is_exported(&self) -> bool {
+        self.path.file_name().is_some_and(|name| name == EXPORTED)
+    }
+}
+
 /// The name of the file that marks an identity moved away.
 const EXPORTED: &str = "exported";
 
@@ -323,7 +335,7 @@ mod tests {
         let state = temp_state_dir("lock");
         let first = Store::open(&state, chat("00aa"), "carol").unwrap();
         let err = Store::open(&state, chat("00aa"), "Carol").unwrap_err();
-        assert_eq!(err.source.kind(), io::ErrorKind::WouldBlock);
+        assert!(err.is_locked() && !err.is_exported());
         assert!(err.to_string().ends_with("another chat client is running as Carol in this chat; close it first"));
         assert!(Store::open(&state, chat("00aa"), "dave").is_ok(), "other nicknames are not locked");
         drop(first);
@@ -407,7 +419,9 @@ mod tests {
         let store = Store::open(&state, chat("00aa"), "bob").unwrap();
         store.mark_exported("to bob.identity").unwrap();
         drop(store);
-        let err = Store::open(&state, chat("00aa"), "bob").unwrap_err().to_string();
+        let err = Store::open(&state, chat("00aa"), "bob").unwrap_err();
+        assert!(err.is_exported() && !err.is_locked());
+        let err = err.to_string();
         assert!(err.contains("bob's identity was moved to another computer (to bob.identity)"), "{err}");
         assert!(err.contains("--import-identity"), "{err}");
         let store = Store::open_even_if_exported(&state, chat("00aa"), "bob").unwrap();

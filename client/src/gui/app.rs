@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fltk::app::{self, Sender};
 
-use chat_client::{Command, Config, Event, Handle, Input, InputError, Key, event_line, parse_line, start};
+use chat_client::{Command, Config, Event, Handle, Input, InputError, Key, StartError, event_line, parse_line, start};
 use chat_common::validate::{nick_key, validate_nick, validate_text};
 use chat_common::{DEFAULT_PORT, MAX_TEXT_LEN};
 
@@ -155,9 +155,19 @@ impl App {
         let started = start(self.config.clone(), self.key.clone(), move |event| {
             sender.send(Message::Net { session, event });
         });
-        match started {
-            Ok(network) => self.network = Some(network),
-            Err(err) => return self.ask(&self.texts.fill(S::CannotStart, &[("reason", &err.to_string())])),
+        let why = match started {
+            Ok(network) => {
+                self.network = Some(network);
+                None
+            }
+            Err(StartError::State(err)) if err.is_locked() => {
+                Some(self.texts.fill(S::AlreadyRunning, &[("nick", &nick)]))
+            }
+            Err(StartError::State(err)) if err.is_exported() => Some(self.texts.fill(S::Exported, &[("nick", &nick)])),
+            Err(err) => Some(self.texts.fill(S::CannotStart, &[("reason", &err.to_string())])),
+        };
+        if let Some(why) = why {
+            return self.ask(&why);
         }
         self.status = Status { nick, server: format::server_text(&host, port), link: Link::Connecting, outbox: 0 };
         self.users = Vec::new();
@@ -202,11 +212,13 @@ impl App {
                 }
             }
             Message::JumpToEnd => {
+                self.chat.focus_input();
                 self.chat.transcript.follow = true;
                 self.chat.transcript.scroll_to_end();
                 self.set_marker(false);
             }
             Message::SendAgain | Message::Discard => {
+                self.chat.focus_input();
                 let Some(failed) = self.conversation.first_failed() else { return };
                 self.conversation.discard(failed.client_id);
                 if let (Message::SendAgain, Some(network)) = (message, &self.network) {

@@ -29,6 +29,10 @@ strings! {
     BadNick: "nickname: use 1 to 32 ASCII letters, digits, _ - or .",
         "apodo: usa de 1 a 32 letras ASCII, cifras, _ - o .";
     CannotStart: "cannot start: {reason}", "no se puede empezar: {reason}";
+    AlreadyRunning: "another chat client is running as {nick} in this chat; close it first",
+        "ya hay otro cliente del chat abierto como {nick}; ciérralo primero";
+    Exported: "{nick}'s identity was moved to another computer; import it here with --import-identity, or choose another nickname",
+        "la identidad de {nick} se llevó a otro ordenador; impórtala aquí con --import-identity, o elige otro apodo";
     CannotLogIn: "cannot log in as {nick}: {reason}", "no se puede entrar como {nick}: {reason}";
     NicknameOwned: "this nickname belongs to another user; choose another one",
         "este apodo pertenece a otra persona; elige otro";

@@ -258,8 +258,15 @@ impl Transcript {
     /// The first line whose start is in view, once pending scrolls are drawn.
     pub fn first_shown(&self) -> Option<usize> {
         app::flush();
-        (0..self.rendered.len())
-            .find(|&index| self.start_of(index).is_some_and(|start| self.display.position_to_xy(start) != (0, 0)))
+        let mut start = 0;
+        for (index, rendered) in self.rendered.iter().enumerate() {
+            let Some((text, _)) = rendered else { continue };
+            if self.display.position_to_xy(start) != (0, 0) {
+                return Some(index);
+            }
+            start += text.len() as i32 + 1;
+        }
+        None
     }
 }
 

@@ -358,6 +358,11 @@ impl ChatWindow {
         let _ = self.input.set_mark(end);
     }
 
+    /// Gives the keyboard back to the input (after a button took it).
+    pub fn focus_input(&mut self) {
+        let _ = self.input.take_focus();
+    }
+
     /// Keeps the input's text, selected, so the next keystroke replaces
     /// it instead of adding to it.
     pub fn select_input(&mut self) {
