@@ -4,11 +4,13 @@ CARGO ?= cargo
 ARGS ?=
 
 # Debian/Ubuntu packages: the C++ toolchain and X11/OpenGL headers that the
-# FLTK build needs, then Xvfb, xdotool and ImageMagick for the GUI test, and
-# python3 for the Python reference client's test.
+# FLTK build needs, then Xvfb, xdotool and ImageMagick for the GUI test,
+# python3 for the Python reference client's test, and tshark for the
+# Wireshark dissector's test (its debconf question, "may non-superusers
+# capture packets?", takes its default, no, without asking).
 DEB_PACKAGES := cmake g++ make libx11-dev libxext-dev libxft-dev libxinerama-dev \
 	libxcursor-dev libxrender-dev libxfixes-dev libpango1.0-dev libgl1-mesa-dev \
-	libglu1-mesa-dev xvfb xdotool imagemagick python3
+	libglu1-mesa-dev xvfb xdotool imagemagick python3 tshark
 
 .PHONY: help build server client test lint key bench deps ci clean
 

@@ -11,7 +11,7 @@ cargo=${CARGO:-cargo}
 target=${CARGO_TARGET_DIR:-target}
 
 # The load generator needs no GUI, so the client is built without FLTK.
-"$cargo" build --release -q -p chat-server
+"$cargo" build --release -q -p chat-server --bin chat-server --example lock_bench
 "$cargo" build --release -q -p chat-client --no-default-features --example loadgen
 
 # 10,000 connections need 10,000 descriptors in each process.
@@ -28,3 +28,5 @@ model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/
 echo "bench: $(nproc) cores, ${model:-unknown CPU}, SHA-NI $sha; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 "$target/release/examples/loadgen" --server "$target/release/chat-server" --work-dir "$work" "$@"
+# The time the state lock is held per public message, 10 vs 10,000 registered.
+"$target/release/examples/lock_bench"

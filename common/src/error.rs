@@ -78,6 +78,8 @@ pub enum Error {
     ServerProofFailed,
     /// The handshake did not finish before its deadline.
     HandshakeTimeout,
+    /// HELLO named a nickname that breaks the rules [P-18].
+    BadNick(String),
 }
 
 impl fmt::Display for Error {
@@ -94,6 +96,7 @@ impl fmt::Display for Error {
             ),
             Self::ServerProofFailed => write!(f, "the server could not prove it holds the key: not the real server"),
             Self::HandshakeTimeout => write!(f, "handshake timed out"),
+            Self::BadNick(why) => write!(f, "invalid nickname: {why}"),
         }
     }
 }

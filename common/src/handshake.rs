@@ -19,7 +19,8 @@ use crate::error::{Error, ProtocolError};
 use crate::frame::read_frame;
 use crate::message::{Handshake, kind};
 use crate::random::random_bytes;
-use crate::{MAX_FRAME_LEN, PROTOCOL_VERSION};
+use crate::validate::validate_nick;
+use crate::{MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION};
 
 /// A client's owner token for its nickname.
 #[derive(Clone, Copy)]
@@ -91,7 +92,8 @@ fn io_error(err: Error) -> Error {
 /// Reads one handshake frame; returns its full bytes and the message.
 fn read_handshake<S: Read>(stream: &mut S) -> Result<(Vec<u8>, Handshake), Error> {
     let mut frame = Vec::new();
-    if !read_frame(stream, MAX_FRAME_LEN, &mut frame).map_err(io_error)? {
+    // SECURITY: handshake frames are small; a longer one is refused from its length prefix.
+    if !read_frame(stream, MAX_HANDSHAKE_FRAME, &mut frame).map_err(io_error)? {
         return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
     }
     let message = Handshake::decode(&frame[4..])?;
@@ -174,24 +176,46 @@ pub fn client_handshake<S: Read + Write>(
 }
 
 /// Runs the server's side. `lookup` returns the stored token verifier of a
-/// registered nickname. On a wrong proof the client is told only
-/// "authentication failed", and the error says which check failed.
+/// registered nickname; it is called only with a valid nickname. Every
+/// failure the server can name is sent as FAIL with a short reason (a
+/// wrong proof is only "authentication failed"), and the error says which
+/// check failed.
 pub fn server_handshake<S: Read + Write>(
     stream: &mut S,
     key: &Key,
     lookup: impl FnOnce(&str) -> Option<[u8; 32]>,
 ) -> Result<ServerSide, Error> {
-    let (hello, nonce_client, nick) = match read_handshake(stream)? {
-        (frame, Handshake::Hello { version, nonce, nick }) => {
-            if version != PROTOCOL_VERSION {
-                let reason = format!("unsupported protocol version {version}; this server speaks {PROTOCOL_VERSION}");
-                let _ = send(stream, &Handshake::Fail { reason });
-                return Err(ProtocolError::UnsupportedVersion { got: version }.into());
-            }
-            (frame, nonce, nick)
+    let result = server_steps(stream, key, lookup);
+    let reason = match &result {
+        Ok(_) | Err(Error::Io(_)) | Err(Error::HandshakeTimeout) => None,
+        Err(Error::Protocol(ProtocolError::UnknownKind(_))) => Some("unexpected frame in the handshake".into()),
+        Err(Error::Protocol(ProtocolError::UnsupportedVersion { got })) => {
+            Some(format!("unsupported protocol version {got}; this server speaks {PROTOCOL_VERSION}"))
         }
+        Err(Error::BadNick(why)) => Some(format!("invalid nickname: {why}")),
+        Err(Error::AuthFailed) => Some("authentication failed".into()),
+        Err(other) => Some(format!("malformed handshake: {other}")),
+    };
+    if let Some(reason) = reason {
+        let _ = send(stream, &Handshake::Fail { reason });
+    }
+    result
+}
+
+fn server_steps<S: Read + Write>(
+    stream: &mut S,
+    key: &Key,
+    lookup: impl FnOnce(&str) -> Option<[u8; 32]>,
+) -> Result<ServerSide, Error> {
+    let (hello, nonce_client, nick) = match read_handshake(stream)? {
+        (_, Handshake::Hello { version, .. }) if version != PROTOCOL_VERSION => {
+            return Err(ProtocolError::UnsupportedVersion { got: version }.into());
+        }
+        (frame, Handshake::Hello { nonce, nick, .. }) => (frame, nonce, nick),
         (_, other) => return Err(unexpected(&other)),
     };
+    // SECURITY: the nickname is checked before any lookup, lock or log line uses it.
+    validate_nick(&nick).map_err(Error::BadNick)?;
     let verifier = lookup(&nick);
     let nonce_server = random_bytes::<NONCE_LEN>()?;
     // SECURITY: a peer that sends our nonce back is reflecting frames.
@@ -206,10 +230,7 @@ pub fn server_handshake<S: Read + Write>(
         (_, Handshake::Proof { tag }) => auth::verify_proof(&keys.client_proof, &transcript, &tag),
         (_, other) => return Err(unexpected(&other)),
     };
-    let Some(proven) = proven else {
-        let _ = send(stream, &Handshake::Fail { reason: "authentication failed".into() });
-        return Err(Error::AuthFailed);
-    };
+    let Some(proven) = proven else { return Err(Error::AuthFailed) };
     // SECURITY: the server proves itself only to a client that proved itself first.
     send(stream, &Handshake::Accept { tag: auth::proof(&keys.server_proof, &transcript) })?;
     Ok(ServerSide {

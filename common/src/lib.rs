@@ -11,6 +11,8 @@
 //! - [`message`]: the message kinds and their byte layouts.
 //! - [`keyfile`]: loading and creating the shared key file.
 //! - [`validate`]: what makes a nickname or a text acceptable.
+//! - [`trace`]: one line of text per frame, for watching the protocol
+//!   (display only: it returns text, never a message).
 //! - [`error`]: the error values every decoder returns instead of panicking.
 //! - [`random`], [`log`]: OS randomness and one-line stderr logging.
 #![forbid(unsafe_code)]
@@ -23,6 +25,7 @@ pub mod keyfile;
 pub mod log;
 pub mod message;
 pub mod random;
+pub mod trace;
 pub mod validate;
 
 use std::time::Duration;
@@ -33,6 +36,9 @@ pub use error::{Error, ProtocolError};
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Largest frame body, in bytes, either side accepts by default (64 KiB).
 pub const MAX_FRAME_LEN: usize = 64 * 1024;
+/// Largest handshake frame body, in bytes, either side accepts: HELLO with
+/// the longest nickname is 68 bytes, and a FAIL reason is one short line.
+pub const MAX_HANDSHAKE_FRAME: usize = 256;
 /// Largest message text, in bytes of UTF-8 (4 KiB).
 pub const MAX_TEXT_LEN: usize = 4 * 1024;
 /// Longest nickname, in ASCII characters.

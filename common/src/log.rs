@@ -1,6 +1,7 @@
 //! One-line logging to stderr, shared by both programs: UTC time, level,
-//! who (a peer address or a nickname), what happened. Untrusted strings
-//! should be passed with `{:?}` so control characters come out escaped.
+//! who (a peer address or a nickname), what happened. Untrusted strings go
+//! through [`Clip`]: escaped, and cut short with their length, so that no
+//! peer decides how long a log line is.
 
 use std::fmt;
 use std::io::Write;
@@ -36,6 +37,23 @@ pub fn log(level: Level, who: impl fmt::Display, event: fmt::Arguments<'_>) {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
+/// Characters of an untrusted string that a log line shows.
+pub const CLIP_CHARS: usize = 40;
+
+/// An untrusted string as a log line shows it: escaped like `{:?}` (so
+/// control characters cannot forge lines), and past [`CLIP_CHARS`]
+/// characters cut, with its length in bytes.
+pub struct Clip<'a>(pub &'a str);
+
+impl fmt::Display for Clip<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(CLIP_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..cut], self.0.len()),
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -69,6 +87,13 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn untrusted_strings_are_escaped_and_cut_with_their_length() {
+        assert_eq!(Clip("ana\n").to_string(), "\"ana\\n\"");
+        let long = "x".repeat(65_536);
+        assert_eq!(Clip(&long).to_string(), format!("{:?}… (65536 bytes)", "x".repeat(CLIP_CHARS)));
+    }
 
     #[test]
     fn formats_known_instants() {

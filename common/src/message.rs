@@ -6,6 +6,8 @@
 //! message is the payload of a sealed frame (see [`crate::auth`]). Decoding
 //! checks every length against the bytes present and rejects trailing bytes.
 
+use std::sync::Arc;
+
 use crate::auth::{NONCE_LEN, TAG_LEN, Verified};
 use crate::error::ProtocolError;
 use crate::frame::push_frame;
@@ -151,6 +153,25 @@ impl ChatMsg {
             to: fields.string("to")?,
             text: fields.string("text")?,
         })
+    }
+}
+
+/// A server message encoded once, ready to be sealed for any number of
+/// connections: a public message's payload is shared by all its recipients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The kind byte.
+    pub kind: u8,
+    /// The payload (what follows the kind byte).
+    pub payload: Arc<[u8]>,
+}
+
+impl Outgoing {
+    /// Encodes `msg` once.
+    pub fn new(msg: &ServerMsg) -> Self {
+        let mut payload = Vec::new();
+        msg.encode_payload(&mut payload);
+        Outgoing { kind: msg.kind(), payload: payload.into() }
     }
 }
 

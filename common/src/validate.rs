@@ -26,19 +26,41 @@ pub fn nick_key(nick: &str) -> String {
     nick.to_ascii_lowercase()
 }
 
-/// Checks a message text: 1 to `max_len` bytes of UTF-8, no control
-/// characters, no bidirectional overrides or isolates (they let a text
-/// disguise what it says, CVE-2021-42574).
+/// Most combining marks allowed in a row: enough for any language's
+/// accents, too few to stack "Zalgo" text over the lines around it.
+pub const MAX_COMBINING_RUN: usize = 4;
+
+/// Checks a message text [P-21]: 1 to `max_len` bytes of UTF-8, not only
+/// whitespace, without the characters that let a text hide or disguise
+/// what it says, or break the display around it:
+/// - C0 and C1 control characters and DEL (U+0000–U+001F, U+007F–U+009F);
+/// - the line and paragraph separators U+2028 and U+2029;
+/// - bidirectional marks, embeddings, overrides and isolates (U+061C,
+///   U+200E, U+200F, U+202A–U+202E, U+2066–U+2069; CVE-2021-42574);
+/// - the invisible tag characters U+E0000–U+E007F;
+/// - more than [`MAX_COMBINING_RUN`] combining marks in a row, from the
+///   combining blocks U+0300–U+036F, U+1AB0–U+1AFF, U+1DC0–U+1DFF,
+///   U+20D0–U+20FF and U+FE20–U+FE2F.
 pub fn validate_text(text: &str, max_len: usize) -> Result<(), String> {
-    if text.is_empty() {
-        return Err("message is empty".into());
-    }
     if text.len() > max_len {
         return Err(format!("message is {} bytes, more than the limit of {max_len}", text.len()));
     }
-    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-    if let Some(bad) = text.chars().find(|c| c.is_control() || bidi(*c)) {
-        return Err(format!("message contains the forbidden character {bad:?}"));
+    if text.trim().is_empty() {
+        return Err("message is empty or only spaces".into());
+    }
+    let mut run = 0;
+    for c in text.chars() {
+        let hidden = matches!(c, '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{200E}' | '\u{200F}')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{E0000}'..='\u{E007F}');
+        if c.is_control() || hidden {
+            return Err(format!("message contains the forbidden character U+{:04X}", u32::from(c)));
+        }
+        let combining = matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}')
+            || matches!(c, '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}');
+        run = if combining { run + 1 } else { 0 };
+        if run > MAX_COMBINING_RUN {
+            return Err(format!("message has more than {MAX_COMBINING_RUN} combining marks in a row"));
+        }
     }
     Ok(())
 }
@@ -60,10 +82,31 @@ mod tests {
 
     #[test]
     fn rejects_control_and_bidi_characters_and_long_texts() {
-        assert_eq!(validate_text("hola, ¿qué tal? 👋", 4096), Ok(()));
-        for bad in ["", "bell\u{7}", "new\nline", "evil\u{202E}txt", "iso\u{2066}late"] {
+        for good in ["hola, ¿qué tal? 👋", "tiê\u{0323}\u{0302}ng Việt", "a\u{0301}\u{0302}\u{0303}\u{0304}", "👩‍👩‍👧 zwj"]
+        {
+            assert_eq!(validate_text(good, 4096), Ok(()), "{good:?}");
+        }
+        let bad = [
+            "",
+            " \u{3000}\t",
+            "bell\u{7}",
+            "new\nline",
+            "del\u{7f}",
+            "c1\u{85}",
+            "sep\u{2028}",
+            "para\u{2029}",
+            "evil\u{202E}txt",
+            "iso\u{2066}late",
+            "lrm\u{200E}",
+            "rlm\u{200F}",
+            "alm\u{061C}",
+            "tag\u{E0041}",
+            "zalgo a\u{0301}\u{0302}\u{0303}\u{0304}\u{0305}",
+        ];
+        for bad in bad {
             assert!(validate_text(bad, 4096).is_err(), "{bad:?}");
         }
         assert!(validate_text(&"é".repeat(2049), 4096).is_err());
+        assert_eq!(validate_text("x\u{202E}", 10), Err("message contains the forbidden character U+202E".into()));
     }
 }

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use chat_common::{DEFAULT_KEY_FILE, DEFAULT_PORT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_FRAME_LEN, MAX_TEXT_LEN};
 
+/// Stack of every thread the server starts: small, so that 10,000
+/// connections (a thread each) fit in memory.
+pub const THREAD_STACK: usize = 256 * 1024;
+
 /// Everything the server needs to know to run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -31,11 +35,28 @@ pub struct Config {
     pub max_conns: usize,
     /// Of those, connections still in the handshake.
     pub max_handshakes: usize,
-    /// Messages kept per user before the oldest are dropped.
+    /// Open connections from one address (an IPv6 /64 counts as one).
+    pub max_conns_per_ip: usize,
+    /// Connections mid-handshake from one address.
+    pub max_handshakes_per_ip: usize,
+    /// Messages a user may fall behind (public and direct each) before the
+    /// oldest are dropped.
     pub mailbox: usize,
+    /// The same, in bytes.
+    pub mailbox_bytes: usize,
+    /// Bytes of undelivered messages kept in all; past it SENDs are refused.
+    pub store_bytes: usize,
+    /// Registered nicknames.
+    pub max_users: usize,
+    /// New nicknames per address per hour.
+    pub new_users_per_hour: u32,
+    /// A nickname not logged in for this long is forgotten with its mail.
+    pub forget_after: Duration,
     /// Control frames (SENT, PONG, ...) queued for a connection that does
     /// not read, before it is closed.
     pub max_control: usize,
+    /// The same, in bytes.
+    pub max_control_bytes: usize,
     /// How long a write may block before the connection is closed.
     pub write_timeout: Duration,
     /// Journal size from which compaction is considered, in bytes.
@@ -56,8 +77,16 @@ impl Default for Config {
             idle_timeout: IDLE_TIMEOUT,
             max_conns: 10_000,
             max_handshakes: 256,
+            max_conns_per_ip: 512,
+            max_handshakes_per_ip: 128,
             mailbox: 10_000,
+            mailbox_bytes: 8 << 20,
+            store_bytes: 256 << 20,
+            max_users: 10_000,
+            new_users_per_hour: 100,
+            forget_after: Duration::from_secs(90 * 86_400),
             max_control: 4096,
+            max_control_bytes: 1 << 20,
             write_timeout: Duration::from_secs(30),
             compact_bytes: 8 << 20,
         }
@@ -83,9 +112,21 @@ Usage: chat-server [OPTIONS]
   --idle-secs S            close a connection silent this long [default: 60]
   --max-conns N            open connections [default: 10000]
   --max-handshakes N       of those, connections mid-handshake [default: 256]
-  --mailbox N              messages kept per user; the oldest go first [default: 10000]
+  --max-conns-per-ip N     open connections from one address (an IPv6 /64
+                           is one address) [default: 512]
+  --max-handshakes-per-ip N  connections mid-handshake from one address [default: 128]
+  --mailbox N              messages a user may fall behind, public and direct
+                           each; then the oldest go, and the user is told [default: 10000]
+  --mailbox-bytes BYTES    the same in bytes [default: 8388608]
+  --store-bytes BYTES      undelivered messages kept in all; past it SENDs are
+                           refused until there is room again [default: 268435456]
+  --max-users N            registered nicknames [default: 10000]
+  --new-users-per-hour N   new nicknames from one address per hour [default: 100]
+  --forget-after-days D    forget a nickname, and its mail, not logged in for
+                           D days [default: 90]
   --max-control N          replies queued for a client that does not read,
                            before it is disconnected [default: 4096]
+  --max-control-bytes BYTES  the same in bytes [default: 1048576]
   --write-timeout-secs S   close a connection whose write blocks this long [default: 30]
   --compact-bytes BYTES    rewrite the journal once it is this big and 4 times
                            its size after the last rewrite [default: 8388608]
@@ -93,26 +134,9 @@ Usage: chat-server [OPTIONS]
 
 Ctrl+C stops the server at once; nothing acknowledged is lost.";
 
-/// The flags that take a value.
-const VALUE_FLAGS: [&str; 14] = [
-    "--host",
-    "--port",
-    "--key-file",
-    "--data-dir",
-    "--max-frame",
-    "--max-text",
-    "--handshake-secs",
-    "--idle-secs",
-    "--max-conns",
-    "--max-handshakes",
-    "--mailbox",
-    "--max-control",
-    "--write-timeout-secs",
-    "--compact-bytes",
-];
-
 /// What the command line asks for.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Made once, at start.
 pub enum Parsed {
     /// Run with this configuration.
     Run(Config),
@@ -142,39 +166,42 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut config = Config::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
+        let (flag, mut inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
             _ => (arg.clone(), None),
         };
-        match flag.as_str() {
+        let flag = flag.as_str();
+        // `--flag VALUE` or `--flag=VALUE`.
+        let mut value = || inline.take().or_else(|| args.next()).ok_or_else(|| format!("{flag}: missing value"));
+        match flag {
             "-h" | "--help" => return Ok(Parsed::Help),
             "-v" | "--verbose" => config.verbose = true,
             "--memory" => config.data_dir = None,
-            name if !VALUE_FLAGS.contains(&name) => {
+            "--host" => config.host = value()?,
+            "--port" => config.port = number(flag, &value()?, 0)?,
+            "--key-file" => config.key_file = value()?.into(),
+            "--data-dir" => config.data_dir = Some(value()?).filter(|dir| !dir.is_empty()).map(PathBuf::from),
+            "--max-frame" => config.max_frame = number(flag, &value()?, 1024)?,
+            "--max-text" => config.max_text = number(flag, &value()?, 1)?,
+            "--handshake-secs" => config.handshake_timeout = seconds(flag, &value()?)?,
+            "--idle-secs" => config.idle_timeout = seconds(flag, &value()?)?,
+            "--max-conns" => config.max_conns = number(flag, &value()?, 1)?,
+            "--max-handshakes" => config.max_handshakes = number(flag, &value()?, 1)?,
+            "--max-conns-per-ip" => config.max_conns_per_ip = number(flag, &value()?, 1)?,
+            "--max-handshakes-per-ip" => config.max_handshakes_per_ip = number(flag, &value()?, 1)?,
+            "--mailbox" => config.mailbox = number(flag, &value()?, 1)?,
+            "--mailbox-bytes" => config.mailbox_bytes = number(flag, &value()?, 1024)?,
+            "--store-bytes" => config.store_bytes = number(flag, &value()?, 1024)?,
+            "--max-users" => config.max_users = number(flag, &value()?, 1)?,
+            "--new-users-per-hour" => config.new_users_per_hour = number(flag, &value()?, 1)?,
+            "--forget-after-days" => config.forget_after = Duration::from_secs(number(flag, &value()?, 1u64)? * 86_400),
+            "--max-control" => config.max_control = number(flag, &value()?, 16)?,
+            "--max-control-bytes" => config.max_control_bytes = number(flag, &value()?, 1024)?,
+            "--compact-bytes" => config.compact_bytes = number(flag, &value()?, 1024)?,
+            "--write-timeout-secs" => config.write_timeout = seconds(flag, &value()?)?,
+            name => {
                 let hint = if name.starts_with('-') { "unknown flag" } else { "unexpected argument" };
                 return Err(format!("{hint} {name:?}; see --help"));
-            }
-            _ => {
-                let Some(value) = inline.or_else(|| args.next()) else {
-                    return Err(format!("{flag}: missing value"));
-                };
-                match flag.as_str() {
-                    "--host" => config.host = value,
-                    "--port" => config.port = number(&flag, &value, 0)?,
-                    "--key-file" => config.key_file = value.into(),
-                    "--data-dir" if value.is_empty() => config.data_dir = None,
-                    "--data-dir" => config.data_dir = Some(value.into()),
-                    "--max-frame" => config.max_frame = number(&flag, &value, 1024)?,
-                    "--max-text" => config.max_text = number(&flag, &value, 1)?,
-                    "--handshake-secs" => config.handshake_timeout = seconds(&flag, &value)?,
-                    "--idle-secs" => config.idle_timeout = seconds(&flag, &value)?,
-                    "--max-conns" => config.max_conns = number(&flag, &value, 1)?,
-                    "--max-handshakes" => config.max_handshakes = number(&flag, &value, 1)?,
-                    "--mailbox" => config.mailbox = number(&flag, &value, 1)?,
-                    "--max-control" => config.max_control = number(&flag, &value, 16)?,
-                    "--compact-bytes" => config.compact_bytes = number(&flag, &value, 1024)?,
-                    _ => config.write_timeout = seconds(&flag, &value)?,
-                }
             }
         }
     }

@@ -1,34 +1,27 @@
-//! Durability: an append-only journal in the data directory, so that SENT
-//! means "on disk".
+//! Durability: an append-only file of records in the data directory, so
+//! that SENT means "on disk". This file knows records and files only, not
+//! the chat: [`Journal::open`] replays the records into a callback,
+//! [`Journal::append`] writes and syncs a batch, [`Journal::rewrite`]
+//! replaces the file with a shorter list (compaction). When to do which is
+//! decided by `shared.rs`.
 //!
 //! Each record is a sealed frame (`len | seq | kind | payload | tag`, as on
 //! the wire) under a key derived from the shared key with its own label.
 //! The tag detects a record changed at rest, the sequence number a record
 //! removed or moved, and a torn last record (a crash mid-write) fails one
-//! or the other. Replaying the records in order through the same [`State`]
-//! methods that made them rebuilds users, mailboxes and the exactly-once
-//! bookkeeping; a message's recipients follow from who was registered
-//! when its record was written.
-//!
-//! The work is split so that no lock is held during disk I/O:
-//! [`Journal`] (inside the state, under its lock) seals records into a
-//! memory buffer; [`Disk`] (its own small lock) lets one thread at a time
-//! write and `sync_data` everything buffered so far, while the others wait
-//! for it — group commit.
+//! or the other.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use chat_common::ProtocolError;
 use chat_common::auth::{Opener, Sealer, Verified};
 use chat_common::frame::{LEN_PREFIX, frame_len};
 use chat_common::message::{ChatMsg, Fields, put_str, put_u64};
-
-use crate::state::State;
 
 /// The journal's file name inside the data directory.
 pub const FILE_NAME: &str = "journal";
@@ -48,6 +41,12 @@ pub mod record_kind {
     pub const ACK: u8 = 0x43;
     /// The next message id (written by compaction).
     pub const NEXT_ID: u8 = 0x44;
+    /// A user logged in at a time.
+    pub const SEEN: u8 = 0x45;
+    /// The teacher banned or unbanned a nickname.
+    pub const BAN: u8 = 0x46;
+    /// A nickname was forgotten with its mail.
+    pub const FORGET: u8 = 0x47;
 }
 
 /// One journal record.
@@ -55,12 +54,19 @@ pub mod record_kind {
 pub enum Record {
     /// A registered user and what the exactly-once rules need about them.
     User { nick: String, verifier: [u8; 32], last_client_id: u64, acked_up_to: u64, dropped: u64 },
-    /// A message; `client_id` 0 when written by compaction.
+    /// A message, as the MSG payload its recipients get; `client_id` 0
+    /// when written by compaction.
     Message { client_id: u64, payload: Arc<[u8]> },
     /// `nick` acknowledged every message up to `up_to`.
     Ack { nick: String, up_to: u64 },
     /// Ids below this are taken.
     NextId(u64),
+    /// `nick` logged in at `at_ms` (Unix milliseconds).
+    Seen { nick: String, at_ms: u64 },
+    /// `nick` may (not `banned`) or may not log in.
+    Ban { nick: String, banned: bool },
+    /// `nick` is no longer registered; its mail is gone.
+    Forget { nick: String },
 }
 
 impl Record {
@@ -88,12 +94,25 @@ impl Record {
                 put_u64(out, *id);
                 record_kind::NEXT_ID
             }
+            Record::Seen { nick, at_ms } => {
+                put_str(out, nick);
+                put_u64(out, *at_ms);
+                record_kind::SEEN
+            }
+            Record::Ban { nick, banned } => {
+                put_str(out, nick);
+                out.push(u8::from(*banned));
+                record_kind::BAN
+            }
+            Record::Forget { nick } => {
+                put_str(out, nick);
+                record_kind::FORGET
+            }
         }
     }
 
     fn decode(frame: &Verified<'_>) -> Result<Record, ProtocolError> {
-        let payload = frame.payload();
-        let mut fields = Fields::new(payload);
+        let mut fields = Fields::new(frame.payload());
         let record = match frame.kind() {
             record_kind::USER => Record::User {
                 nick: fields.string("nick")?,
@@ -104,15 +123,18 @@ impl Record {
             },
             record_kind::MESSAGE => {
                 let client_id = fields.u64("client_id")?;
-                let rest = fields.bytes(payload.len() - 8, "message")?;
+                let payload = fields.bytes(frame.payload().len() - 8, "message")?;
                 // The payload must be a well-formed MSG.
-                let mut msg = Fields::new(rest);
+                let mut msg = Fields::new(payload);
                 ChatMsg::read(&mut msg)?;
                 msg.finish()?;
-                Record::Message { client_id, payload: rest.into() }
+                Record::Message { client_id, payload: payload.into() }
             }
             record_kind::ACK => Record::Ack { nick: fields.string("nick")?, up_to: fields.u64("up_to")? },
             record_kind::NEXT_ID => Record::NextId(fields.u64("next_id")?),
+            record_kind::SEEN => Record::Seen { nick: fields.string("nick")?, at_ms: fields.u64("at_ms")? },
+            record_kind::BAN => Record::Ban { nick: fields.string("nick")?, banned: fields.flag("banned")? },
+            record_kind::FORGET => Record::Forget { nick: fields.string("nick")? },
             other => return Err(ProtocolError::UnknownKind(other)),
         };
         fields.finish()?;
@@ -120,50 +142,90 @@ impl Record {
     }
 }
 
-/// Decodes a MESSAGE record's payload (checked at replay, so it cannot fail
-/// for records that made it into the state).
+/// Reads back a MESSAGE record's payload, which [`Record::decode`] checked
+/// when the record was replayed, so this cannot fail for stored messages.
 pub fn chat_msg(payload: &[u8]) -> Option<ChatMsg> {
     ChatMsg::read(&mut Fields::new(payload)).ok()
 }
 
-/// The in-memory half, kept inside [`State`] under the state lock.
+/// The journal file, open for appending.
 pub struct Journal {
+    dir: PathBuf,
+    file: File,
     key: [u8; 32],
+    /// Seals the next record with the next sequence number.
     sealer: Sealer,
-    /// Sealed records not yet handed to the disk.
-    pending: Vec<u8>,
-    /// Records appended since start: the ticket of the latest one.
-    appended: u64,
-    /// Bytes in the file plus bytes pending.
+    /// Bytes in the file.
     bytes: u64,
     /// Size at which compaction is next considered.
     compact_at: u64,
     /// `--compact-bytes`: never compact below this size.
     compact_min: u64,
-    scratch: Vec<u8>,
 }
 
 impl Journal {
-    /// Seals `record` into the pending buffer; returns its ticket, which
-    /// [`Disk::commit`] takes to wait until the record is on disk.
-    pub fn append(&mut self, record: &Record) -> u64 {
-        self.scratch.clear();
-        let kind_byte = record.encode(&mut self.scratch);
-        let before = self.pending.len();
-        self.sealer.seal(kind_byte, &self.scratch, &mut self.pending);
-        self.bytes += (self.pending.len() - before) as u64;
-        self.appended += 1;
-        self.appended
+    /// Opens (creating if needed) the journal in `dir`, passes every
+    /// record to `replay` in order, and cuts off a torn tail.
+    pub fn open(
+        dir: &Path,
+        key: [u8; 32],
+        compact_min: u64,
+        mut replay: impl FnMut(Record),
+    ) -> Result<(Journal, Restored), JournalError> {
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |err| JournalError::Io(path, err)
+        };
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_error(dir))?;
+        let path = dir.join(FILE_NAME);
+        let file = open_private(&path, false).map_err(io_error(&path))?;
+        let bytes = fs::read(&path).map_err(io_error(&path))?;
+
+        let mut opener = Opener::new(&key);
+        let mut restored = Restored::default();
+        let mut offset = 0;
+        while offset < bytes.len() {
+            match check_record(&mut opener, &bytes[offset..]) {
+                Ok((record, len)) => {
+                    replay(record);
+                    restored.records += 1;
+                    offset += len;
+                }
+                Err(reason) if valid_record_after(&key, &bytes, offset) => {
+                    return Err(JournalError::Damaged {
+                        path,
+                        record: restored.records,
+                        offset: offset as u64,
+                        reason,
+                    });
+                }
+                Err(_) => {
+                    restored.cut_bytes = (bytes.len() - offset) as u64;
+                    file.set_len(offset as u64).and_then(|()| file.sync_all()).map_err(io_error(&path))?;
+                    break;
+                }
+            }
+        }
+        let size = offset as u64;
+        let journal = Journal {
+            dir: dir.to_path_buf(),
+            file,
+            key,
+            sealer: Sealer::starting_at(&key, restored.records),
+            bytes: size,
+            compact_at: (size * COMPACT_GROWTH).max(compact_min),
+            compact_min,
+        };
+        Ok((journal, restored))
     }
 
-    /// The ticket of the latest record.
-    pub fn appended(&self) -> u64 {
-        self.appended
-    }
-
-    /// Takes the pending bytes and the ticket they bring the disk up to.
-    pub fn take_pending(&mut self) -> (Vec<u8>, u64) {
-        (std::mem::take(&mut self.pending), self.appended)
+    /// Appends `records` with one write and one `sync_data`.
+    pub fn append(&mut self, records: &[Record]) -> io::Result<()> {
+        let bytes = seal_all(&mut self.sealer, records);
+        (&self.file).write_all(&bytes)?;
+        self.file.sync_data()?;
+        self.bytes += bytes.len() as u64;
+        Ok(())
     }
 
     /// Whether the file has grown enough to be worth rewriting.
@@ -171,121 +233,38 @@ impl Journal {
         self.bytes >= self.compact_at
     }
 
-    fn after_rewrite(&mut self, sealer: Sealer, bytes: u64) {
-        self.sealer = sealer;
-        self.pending.clear();
-        self.bytes = bytes;
-        self.compact_at = (bytes * COMPACT_GROWTH).max(self.compact_min);
-    }
-}
-
-struct DiskState {
-    file: Arc<File>,
-    /// Every ticket up to this one is on disk.
-    durable: u64,
-    /// A thread is writing; others wait on the condition variable.
-    busy: bool,
-}
-
-/// The file half: one writer at a time, never while holding the state lock.
-pub struct Disk {
-    dir: PathBuf,
-    inner: Mutex<DiskState>,
-    done: Condvar,
-}
-
-impl Disk {
-    fn lock(&self) -> MutexGuard<'_, DiskState> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Returns once every record up to `ticket` is written and synced.
-    /// `take` is called (without this lock) to collect what is pending;
-    /// whoever calls it writes for everyone who is waiting.
-    pub fn commit(&self, ticket: u64, take: impl FnOnce() -> (Vec<u8>, u64)) -> io::Result<()> {
-        let mut take = Some(take);
-        let mut inner = self.lock();
-        loop {
-            if inner.durable >= ticket {
-                return Ok(());
-            }
-            if inner.busy {
-                inner = self.done.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
-                continue;
-            }
-            let Some(take) = take.take() else {
-                // Our own write finished but did not reach `ticket`:
-                // impossible, since take() returns everything appended.
-                return Err(io::Error::other("journal ticket not reached"));
-            };
-            inner.busy = true;
-            let file = inner.file.clone();
-            drop(inner);
-            let (bytes, up_to) = take();
-            let written = (&*file).write_all(&bytes).and_then(|()| file.sync_data());
-            inner = self.lock();
-            inner.busy = false;
-            if written.is_ok() {
-                inner.durable = inner.durable.max(up_to);
-            }
-            self.done.notify_all();
-            written?;
-        }
-    }
-
-    /// Rewrites the journal as the state's live content (users, messages
-    /// still in a mailbox) and renames it over the old one. Holds the state
-    /// lock for the rewrite: a short pause, rare by [`COMPACT_GROWTH`].
-    pub fn compact(&self, state: &Mutex<State>) -> io::Result<()> {
-        let mut inner = self.lock();
-        while inner.busy {
-            inner = self.done.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-        inner.busy = true;
-        drop(inner);
-        let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let result = self.rewrite(&mut state);
-        let mut inner = self.lock();
-        inner.busy = false;
-        if let Ok(file) = &result {
-            inner.file = file.clone();
-            inner.durable = state.journal_ticket();
-        }
-        self.done.notify_all();
-        drop(inner);
-        let ticket = state.journal_ticket();
-        state.publish(ticket);
-        result.map(|_| ())
-    }
-
-    fn rewrite(&self, state: &mut State) -> io::Result<Arc<File>> {
-        let Some(journal) = state.journal_mut() else { return Err(io::Error::other("no journal")) };
-        let key = journal.key;
-        let mut sealer = Sealer::new(&key);
-        let mut bytes = Vec::new();
-        let mut scratch = Vec::new();
-        for record in state.snapshot() {
-            scratch.clear();
-            let kind_byte = record.encode(&mut scratch);
-            sealer.seal(kind_byte, &scratch, &mut bytes);
-        }
-        let path = self.dir.join(FILE_NAME);
-        let temp = self.dir.join(format!("{FILE_NAME}.new"));
-        let mut file = create_private(&temp, true)?;
+    /// Replaces the file with `records` (the live state, for compaction):
+    /// written to a new file, synced, then renamed over the old one, so a
+    /// crash at any moment leaves one whole journal or the other.
+    pub fn rewrite(&mut self, records: &[Record]) -> io::Result<()> {
+        let mut sealer = Sealer::new(&self.key);
+        let bytes = seal_all(&mut sealer, records);
+        let (path, temp) = (self.dir.join(FILE_NAME), self.dir.join(format!("{FILE_NAME}.new")));
+        let mut file = open_private(&temp, true)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         fs::rename(&temp, &path)?;
         File::open(&self.dir)?.sync_all()?;
-        let file = create_private(&path, false)?;
-        if let Some(journal) = state.journal_mut() {
-            journal.after_rewrite(sealer, bytes.len() as u64);
-        }
-        Ok(Arc::new(file))
+        self.file = open_private(&path, false)?;
+        self.sealer = sealer;
+        self.bytes = bytes.len() as u64;
+        self.compact_at = (self.bytes * COMPACT_GROWTH).max(self.compact_min);
+        Ok(())
     }
 }
 
+fn seal_all(sealer: &mut Sealer, records: &[Record]) -> Vec<u8> {
+    let (mut bytes, mut scratch) = (Vec::new(), Vec::new());
+    for record in records {
+        scratch.clear();
+        let kind_byte = record.encode(&mut scratch);
+        sealer.seal(kind_byte, &scratch, &mut bytes);
+    }
+    bytes
+}
+
 /// Opens a file for appending, mode 0600; `truncate` starts it empty.
-fn create_private(path: &Path, truncate: bool) -> io::Result<File> {
+fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
     OpenOptions::new().create(true).append(!truncate).write(true).truncate(truncate).mode(0o600).open(path)
 }
 
@@ -322,13 +301,14 @@ impl fmt::Display for JournalError {
     }
 }
 
-/// Why one record at `offset` could not be replayed.
+/// The record at the start of `bytes` and its length, or why it is not one.
 fn check_record(opener: &mut Opener, bytes: &[u8]) -> Result<(Record, usize), String> {
     let len = match frame_len(bytes, MAX_RECORD_LEN) {
         Ok(Some(len)) => len,
         Ok(None) => return Err("cut short".into()),
         Err(err) => return Err(err.to_string()),
     };
+    // SECURITY: a journal record's tag is checked before any of its fields is used.
     let frame = opener.open(&bytes[..len]).map_err(|err| err.to_string())?;
     let record = Record::decode(&frame).map_err(|err| err.to_string())?;
     Ok((record, len))
@@ -343,66 +323,16 @@ fn valid_record_after(key: &[u8; 32], bytes: &[u8], from: usize) -> bool {
     })
 }
 
-/// Opens (creating if needed) the journal in `dir`, replays it into
-/// `state`, cuts off a torn tail, and returns the two halves.
-pub fn open(
-    dir: &Path,
-    key: [u8; 32],
-    compact_min: u64,
-    state: &mut State,
-) -> Result<(Journal, Disk, Restored), JournalError> {
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |err| JournalError::Io(path, err)
-    };
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_error(dir))?;
-    let path = dir.join(FILE_NAME);
-    let file = create_private(&path, false).map_err(io_error(&path))?;
-    let bytes = fs::read(&path).map_err(io_error(&path))?;
-
-    let mut opener = Opener::new(&key);
-    let mut restored = Restored::default();
-    let mut offset = 0;
-    while offset < bytes.len() {
-        match check_record(&mut opener, &bytes[offset..]) {
-            Ok((record, len)) => {
-                state.replay(record);
-                restored.records += 1;
-                offset += len;
-            }
-            Err(reason) if valid_record_after(&key, &bytes, offset) => {
-                return Err(JournalError::Damaged { path, record: restored.records, offset: offset as u64, reason });
-            }
-            Err(_) => {
-                restored.cut_bytes = (bytes.len() - offset) as u64;
-                file.set_len(offset as u64).and_then(|()| file.sync_all()).map_err(io_error(&path))?;
-                break;
-            }
-        }
-    }
-    let size = offset as u64;
-    let journal = Journal {
-        key,
-        sealer: Sealer::starting_at(&key, restored.records),
-        pending: Vec::new(),
-        appended: 0,
-        bytes: size,
-        compact_at: (size * COMPACT_GROWTH).max(compact_min),
-        compact_min,
-        scratch: Vec::new(),
-    };
-    let disk = Disk {
-        dir: dir.to_path_buf(),
-        inner: Mutex::new(DiskState { file: Arc::new(file), durable: 0, busy: false }),
-        done: Condvar::new(),
-    };
-    Ok((journal, disk, restored))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use chat_common::message::ServerMsg;
+
+    fn sealed(kind_byte: u8, payload: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        Sealer::new(&[1; 32]).seal(kind_byte, payload, &mut frame);
+        frame
+    }
 
     #[test]
     fn every_record_round_trips() {
@@ -414,12 +344,13 @@ mod tests {
             Record::Message { client_id: 5, payload: payload.into() },
             Record::Ack { nick: "a".into(), up_to: 6 },
             Record::NextId(7),
+            Record::Seen { nick: "a".into(), at_ms: 8 },
+            Record::Ban { nick: "a".into(), banned: true },
+            Record::Forget { nick: "a".into() },
         ];
         for record in records {
             let mut out = Vec::new();
-            let kind_byte = record.encode(&mut out);
-            let mut frame = Vec::new();
-            Sealer::new(&[1; 32]).seal(kind_byte, &out, &mut frame);
+            let frame = sealed(record.encode(&mut out), &out);
             assert_eq!(Record::decode(&Opener::new(&[1; 32]).open(&frame).unwrap()), Ok(record));
         }
     }
@@ -427,9 +358,7 @@ mod tests {
     #[test]
     fn a_message_record_must_hold_a_well_formed_msg() {
         let mut out = Vec::new();
-        let kind_byte = Record::Message { client_id: 1, payload: Arc::from(&b"junk"[..]) }.encode(&mut out);
-        let mut frame = Vec::new();
-        Sealer::new(&[1; 32]).seal(kind_byte, &out, &mut frame);
+        let frame = sealed(Record::Message { client_id: 1, payload: Arc::from(&b"junk"[..]) }.encode(&mut out), &out);
         assert!(Record::decode(&Opener::new(&[1; 32]).open(&frame).unwrap()).is_err());
     }
 }

@@ -1,43 +1,23 @@
-//! The accept loop. It enforces the two connection limits before a thread
-//! is started, so a flood of connections costs a log line each, not a
-//! thread each.
+//! The accept loop. It enforces the connection limits, in all and per
+//! address, before a thread is started, so a flood of connections costs a
+//! log line each, not a thread each.
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use chat_common::log::{Level, log};
 
-use crate::{Shared, session};
-
-/// Stack of each connection thread: small, so 10,000 connections fit.
-pub const THREAD_STACK: usize = 256 * 1024;
-
-/// One unit of a counted limit, given back when dropped.
-pub struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    /// Takes a unit if fewer than `max` are taken.
-    fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
-        Some(Slot(counter.clone()))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+use crate::config::THREAD_STACK;
+use crate::session;
+use crate::shared::Shared;
+use crate::slots::address_key;
 
 /// Accepts connections forever, one named thread each.
 pub fn accept_loop(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
-    let open = Arc::new(AtomicUsize::new(0));
-    let handshaking = Arc::new(AtomicUsize::new(0));
     let next_id = AtomicU64::new(1);
-    let (max_conns, max_handshakes) = (shared.config.max_conns, shared.config.max_handshakes);
     loop {
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
@@ -49,14 +29,15 @@ pub fn accept_loop(listener: TcpListener, shared: Arc<Shared>) -> std::io::Resul
             }
         };
         let accepted = Instant::now();
-        // SECURITY: both limits are checked before any thread or buffer exists.
-        let Some(open_slot) = Slot::take(&open, max_conns) else {
-            log(Level::Warn, peer, format_args!("connection refused: limit of {max_conns} connections reached"));
-            continue;
-        };
-        let Some(handshake_slot) = Slot::take(&handshaking, max_handshakes) else {
-            log(Level::Warn, peer, format_args!("connection refused: {max_handshakes} connections mid-handshake"));
-            continue;
+        // SECURITY: the connection limits, in all and per address, are checked before any thread or buffer exists.
+        let address = address_key(peer.ip());
+        let slots = shared.conns.take(address).and_then(|open| Ok((open, shared.handshakes.take(address)?)));
+        let (open_slot, handshake_slot) = match slots {
+            Ok(slots) => slots,
+            Err(which) => {
+                log(Level::Warn, peer, format_args!("connection refused: {which}"));
+                continue;
+            }
         };
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();

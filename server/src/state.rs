@@ -1,29 +1,50 @@
-//! The shared state behind one `Mutex`: registered users, their mailboxes,
-//! who is online, and the exactly-once bookkeeping. Every method does no
-//! network or disk I/O and returns quickly; callers hold the mutex only for
-//! the call, then log and write outside it.
+//! The chat's shared state, as plain data: registered users, who is online,
+//! the exactly-once bookkeeping, and the messages waiting for each user
+//! (kept by [`crate::mail`]). It does no I/O and calls nothing outside
+//! itself: every method changes memory and *returns* what must happen next
+//! (frames to queue, connections to wake, one to close), and leaves the
+//! journal records of its changes in a list that the caller takes
+//! ([`State::take_records`]) and writes. The server keeps one `State`
+//! behind one `Mutex` and does that I/O after unlocking; the tests at the
+//! bottom use it with no sockets and no files.
 //!
 //! A new message is *staged*: it has its id and its journal record, but
 //! reaches mailboxes (and its sender's SENT) only when [`State::publish`]
-//! is told its record is on disk. So nobody sees a message that a crash
+//! is told its record is on disk, so nobody sees a message that a crash
 //! could still take back.
 
-use std::collections::HashMap;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use chat_common::MAX_UNCONFIRMED_SENDS;
-use chat_common::message::{ChatMsg, ServerMsg, kind, put_users};
+use chat_common::message::{ChatMsg, Outgoing, ServerMsg, kind, put_users};
 use chat_common::validate::nick_key;
 
-use crate::conn::{Conn, Outgoing};
-use crate::journal::{self, Journal, Record};
-use crate::presence::Presence;
+use crate::journal::{self, Record};
+use crate::mail::{Caps, Mailbox, Store, Taken};
+use crate::presence::{Presence, USERS_PER_FRAME};
 
-/// Names per USERS, JOINED or LEFT frame: 1,000 × at most 34 bytes stays
-/// far below 64 KiB.
-pub const USERS_PER_FRAME: usize = 1000;
+/// What the state keeps of an online connection: the caller's handle to it
+/// (the server's `Arc<Conn>`, a number in tests). The state never calls it:
+/// it tells connections apart by [`Connection::id`] and hands them back in
+/// what it returns.
+pub trait Connection: Clone {
+    /// Unique per connection, so a stale connection cannot log out (or
+    /// take the mail of) its successor.
+    fn id(&self) -> u64;
+}
+
+/// The limits the state enforces, from the flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// How much mail may wait (see [`crate::mail`]).
+    pub mail: Caps,
+    /// `--max-users`: registered nicknames.
+    pub max_users: usize,
+    /// `--new-users-per-hour`: registrations per address per hour.
+    pub new_users_per_hour: u32,
+}
 
 /// One registered nickname.
 pub struct User {
@@ -31,32 +52,57 @@ pub struct User {
     pub nick: String,
     /// SHA-256 of the owner token; what the handshake mixes into the keys.
     pub verifier: [u8; 32],
-    /// Messages not yet acknowledged, in id order, each payload shared.
-    pub mailbox: VecDeque<(u64, Arc<[u8]>)>,
+    /// Its position in the timeline and its direct messages.
+    mailbox: Mailbox,
     /// Every message up to this id is acknowledged (or predates the user).
     pub acked_up_to: u64,
-    /// Highest id the current connection's writer has taken from the
-    /// mailbox; 0 at each login, so everything unacknowledged is re-sent.
-    pub sent_up_to: u64,
-    /// Messages dropped from a full mailbox since the user was last told.
-    pub dropped: u64,
     /// Highest client message id stored for this user.
     pub last_client_id: u64,
     /// The last few (client id, message id) pairs, to answer re-sent SENDs.
     pub recent: VecDeque<(u64, u64)>,
-    /// The connection currently logged in as this user.
-    pub online: Option<Arc<Conn>>,
+    /// When it last logged in, in Unix milliseconds.
+    pub seen_ms: u64,
+    /// The teacher refuses its logins.
+    pub banned: bool,
 }
 
-/// What a login did.
-pub struct Login {
+/// A user's current connection, and how far it has got.
+struct Online<C> {
+    conn: C,
+    /// The display nickname (a copy, so the online list needs no lookups).
+    nick: String,
+    /// Highest message id taken for this connection; 0 at each login, so
+    /// everything unacknowledged is sent again.
+    sent_up_to: u64,
+    /// Its cursor in the presence list.
+    presence_seen: u64,
+}
+
+/// What a LOGIN asks for, with what the handshake saw.
+pub struct LoginRequest<'a> {
+    /// The nickname from HELLO.
+    pub nick: &'a str,
+    /// The handshake found it registered (and the proof used its verifier).
+    pub registered: bool,
+    /// LOGIN's last_seen: everything up to it is acknowledged.
+    pub last_seen: u64,
+    /// LOGIN's verifier, present exactly when `registered` is not [P-17].
+    pub register: Option<[u8; 32]>,
+    /// The peer's address (see `slots::address_key`).
+    pub from: IpAddr,
+}
+
+/// What a login did, and what the caller must do about it.
+pub struct Login<C> {
     /// The nickname's display form.
     pub nick: String,
-    /// This login registered the nickname: the journal must be durable
-    /// before WELCOME goes out.
+    /// This login registered the nickname: its journal record must be on
+    /// disk before WELCOME goes out.
     pub registered_now: bool,
-    /// An older connection of the same owner, now closed.
-    pub replaced: Option<Arc<Conn>>,
+    /// An older connection of the same owner, to be closed.
+    pub replaced: Option<C>,
+    /// WELCOME and the online list, to queue on the new connection.
+    pub frames: Vec<Outgoing>,
 }
 
 /// What became of a SEND.
@@ -72,20 +118,19 @@ pub enum Stored {
     Staged,
     /// `to` names no registered user; nothing stored.
     UnknownRecipient,
+    /// `--store-bytes` is reached: nothing stored; the client sends it again later.
+    Full,
 }
 
-/// Messages to deliver and how many were dropped, for one writer round.
-#[derive(Default)]
-pub struct Mail {
-    /// Payloads of MSG frames, in id order.
-    pub messages: Vec<Arc<[u8]>>,
-    /// Dropped from a full mailbox since last told (0 if none).
-    pub dropped: u64,
-    /// More is waiting beyond this batch.
-    pub more: bool,
+/// What publishing did: SENTs to queue and connections with new mail.
+pub struct Published<C> {
+    /// A SENT for each sender still online.
+    pub sent: Vec<(C, Outgoing)>,
+    /// Every online recipient, once.
+    pub wake: Vec<C>,
 }
 
-/// A message with an id and a journal record, not yet in any mailbox.
+/// A message with an id and a journal record, not yet delivered.
 struct Staged {
     ticket: u64,
     id: u64,
@@ -96,49 +141,71 @@ struct Staged {
     payload: Arc<[u8]>,
 }
 
-/// All users, keyed by the case-folded nickname.
-pub struct State {
-    users: HashMap<String, User>,
-    next_id: u64,
-    mailbox_cap: usize,
-    staged: VecDeque<Staged>,
-    /// `None` when running with `--memory`.
-    journal: Option<Journal>,
-    /// Logins and logouts, for the writers to send as JOINED and LEFT.
-    presence: Presence,
+/// What `/users` shows of one user.
+pub struct UserReport {
+    /// Display nickname.
+    pub nick: String,
+    /// Logged in now.
+    pub online: bool,
+    /// Banned by the teacher.
+    pub banned: bool,
+    /// Last login, Unix milliseconds.
+    pub seen_ms: u64,
+    /// Messages waiting for it.
+    pub waiting: usize,
 }
 
-impl State {
-    /// An empty state whose mailboxes hold at most `mailbox_cap` messages.
-    pub fn new(mailbox_cap: usize) -> Self {
+/// All users, keyed by the case-folded nickname.
+pub struct State<C> {
+    users: HashMap<String, User>,
+    online: HashMap<String, Online<C>>,
+    next_id: u64,
+    limits: Limits,
+    mail: Store,
+    staged: VecDeque<Staged>,
+    presence: Presence,
+    /// Per address: registrations allowed now (a token bucket, refilled
+    /// at `new_users_per_hour`) and when it was last refilled.
+    registrations: HashMap<IpAddr, (f64, u64)>,
+    /// Journal records of changes not yet taken, in the order of the
+    /// changes; `None` when nothing is journaled (`--memory`).
+    records: Option<Vec<Record>>,
+    /// Records made since start: the ticket of the latest.
+    tickets: u64,
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+impl<C: Connection> State<C> {
+    /// An empty state within `limits`; `journaled` keeps the journal records
+    /// of its changes.
+    pub fn new(limits: Limits, journaled: bool) -> Self {
         State {
             users: HashMap::new(),
+            online: HashMap::new(),
             next_id: 1,
-            mailbox_cap,
+            limits,
+            mail: Store::new(limits.mail),
             staged: VecDeque::new(),
-            journal: None,
             presence: Presence::default(),
+            registrations: HashMap::new(),
+            records: journaled.then(Vec::new),
+            tickets: 0,
         }
     }
 
-    /// Starts journaling every change from now on.
-    pub fn attach_journal(&mut self, journal: Journal) {
-        self.journal = Some(journal);
+    fn record(&mut self, record: Record) -> u64 {
+        if let Some(records) = &mut self.records {
+            records.push(record);
+        }
+        self.tickets += 1;
+        self.tickets
     }
 
-    /// The journal, if there is one.
-    pub fn journal_mut(&mut self) -> Option<&mut Journal> {
-        self.journal.as_mut()
-    }
-
-    /// The ticket of the latest journal record (`u64::MAX` without a
-    /// journal, so that everything counts as durable at once).
-    pub fn journal_ticket(&self) -> u64 {
-        self.journal.as_ref().map_or(u64::MAX, Journal::appended)
-    }
-
-    fn append(&mut self, record: &Record) -> u64 {
-        self.journal.as_mut().map_or(0, |journal| journal.append(record))
+    /// Takes the journal records made so far, and the ticket of the last
+    /// one: once they are on disk, [`State::publish`] may publish up to it.
+    pub fn take_records(&mut self) -> (Vec<Record>, u64) {
+        (self.records.as_mut().map(std::mem::take).unwrap_or_default(), self.tickets)
     }
 
     /// The token verifier of a registered nickname.
@@ -146,45 +213,34 @@ impl State {
         self.users.get(&nick_key(nick)).map(|user| user.verifier)
     }
 
-    /// Registered users, and distinct messages waiting in mailboxes.
-    pub fn counts(&self) -> (usize, usize) {
-        let mut ids: Vec<u64> = self.users.values().flat_map(|user| user.mailbox.iter().map(|(id, _)| *id)).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        (self.users.len(), ids.len())
+    /// Registered users, online users, and the messages and bytes stored.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let (messages, bytes) = self.mail.size();
+        (self.users.len(), self.online.len(), messages, bytes)
     }
 
-    /// Display names of everyone online.
-    pub fn online(&self) -> Vec<String> {
-        self.users.values().filter(|user| user.online.is_some()).map(|user| user.nick.clone()).collect()
+    /// Every registered user, for the teacher's `/users`.
+    pub fn users(&self) -> Vec<UserReport> {
+        let mut users: Vec<UserReport> = self
+            .users
+            .iter()
+            .map(|(key, user)| UserReport {
+                nick: user.nick.clone(),
+                online: self.online.contains_key(key),
+                banned: user.banned,
+                seen_ms: user.seen_ms,
+                waiting: self.mail.waiting(&user.mailbox),
+            })
+            .collect();
+        users.sort_by(|a, b| a.nick.cmp(&b.nick));
+        users
     }
 
-    /// The logins and logouts `conn` has not sent yet (see [`Presence::take`]).
-    pub fn take_presence(&mut self, conn: &Conn) -> Vec<Outgoing> {
-        self.presence.take(conn)
-    }
-
-    /// The presence tick: forgets what every online connection has sent,
-    /// and returns the connections that have some still to send.
-    pub fn presence_due(&mut self) -> Vec<Arc<Conn>> {
-        self.presence.due(self.users.values().filter_map(|user| user.online.as_ref()))
-    }
-
-    /// Logs `nick` in on `conn`. `registered` is what the handshake saw;
-    /// `register` is LOGIN's verifier, present exactly when it was not
-    /// [P-17]. Queues WELCOME and USERS on `conn` and JOINED for everyone
-    /// else.
-    pub fn login(
-        &mut self,
-        nick: &str,
-        registered: bool,
-        last_seen: u64,
-        register: Option<[u8; 32]>,
-        conn: &Arc<Conn>,
-        now_ms: u64,
-    ) -> Result<Login, String> {
+    /// Logs a user in on `conn`, registering the nickname if LOGIN asks to.
+    pub fn login(&mut self, request: LoginRequest<'_>, conn: C, now_ms: u64) -> Result<Login<C>, String> {
+        let LoginRequest { nick, registered, last_seen, register, from } = request;
         let key = nick_key(nick);
-        let registered_now = !registered;
+        // SECURITY: a verifier registers only a nickname the handshake saw unregistered, never replaces one.
         match (registered, register) {
             (true, Some(_)) => return Err("LOGIN carries a verifier for a registered nickname".into()),
             (false, None) => return Err("LOGIN must carry a verifier to register this nickname".into()),
@@ -193,50 +249,89 @@ impl State {
             _ => {}
         }
         if let Some(verifier) = register {
-            // A new user has, in effect, acknowledged everything before it.
-            let acked_up_to = self.next_id - 1;
-            self.append(&Record::User { nick: nick.into(), verifier, last_client_id: 0, acked_up_to, dropped: 0 });
-            self.users.insert(key.clone(), User::new(nick, verifier, acked_up_to));
+            self.register(nick, verifier, from, now_ms)?;
         }
-        self.ack(nick, last_seen);
-        // Registered users are never removed, and the handshake for a
-        // registered nick succeeded only with its token: the user exists.
         let Some(user) = self.users.get_mut(&key) else { return Err("nickname unknown".into()) };
-        let replaced = user.online.replace(conn.clone());
-        user.sent_up_to = 0;
-        let nick = user.nick.clone();
-        if let Some(old) = &replaced {
-            old.close("replaced by a newer login");
+        if user.banned {
+            return Err("the teacher has banned this nickname".into());
         }
-        conn.push(Outgoing::new(&ServerMsg::Welcome { nick: nick.clone(), server_time_ms: now_ms }));
+        user.seen_ms = now_ms;
+        let nick = user.nick.clone();
+        self.record(Record::Seen { nick: nick.clone(), at_ms: now_ms });
+        self.ack(&nick, last_seen);
+        let online = Online { conn, nick: nick.clone(), sent_up_to: 0, presence_seen: 0 };
+        let replaced = self.online.insert(key.clone(), online).map(|old| old.conn);
+        let mut frames = vec![Outgoing::new(&ServerMsg::Welcome { nick: nick.clone(), server_time_ms: now_ms })];
         // Encoded from borrowed names: with thousands online, cloning each
         // name for every login was a good part of a login's cost.
-        let online: Vec<&str> = self.users.values().filter(|u| u.online.is_some()).map(|u| u.nick.as_str()).collect();
-        let chunks = online.chunks(USERS_PER_FRAME);
+        let names: Vec<&str> = self.online.values().map(|online| online.nick.as_str()).collect();
+        let chunks = names.chunks(USERS_PER_FRAME);
         let count = chunks.len();
         for (index, chunk) in chunks.enumerate() {
             let mut payload = Vec::new();
             put_users(&mut payload, index + 1 == count, chunk.iter().copied());
-            conn.push(Outgoing { kind: kind::USERS, payload: payload.into() });
+            frames.push(Outgoing { kind: kind::USERS, payload: payload.into() });
         }
         if replaced.is_none() {
             self.presence.push(&nick, true);
         }
-        // The USERS list covers everything before this point, and the
-        // cursor after our own JOINED means no one hears of themselves.
-        conn.presence_seen.store(self.presence.end(), Ordering::Relaxed);
-        conn.mail();
-        Ok(Login { nick, registered_now, replaced })
+        // USERS covers everything before this point, and a cursor after our
+        // own JOINED means no one hears of themselves.
+        let end = self.presence.end();
+        if let Some(online) = self.online.get_mut(&key) {
+            online.presence_seen = end;
+        }
+        Ok(Login { nick, registered_now: register.is_some(), replaced, frames })
+    }
+
+    /// Registers a new nickname, within `--max-users` and the address's
+    /// `--new-users-per-hour`.
+    fn register(&mut self, nick: &str, verifier: [u8; 32], from: IpAddr, now_ms: u64) -> Result<(), String> {
+        // SECURITY: registrations are capped in all and per address per hour, so no one can take every nickname.
+        if self.users.len() >= self.limits.max_users {
+            return Err(format!("the server has its limit of {} nicknames; ask the teacher", self.limits.max_users));
+        }
+        let per_hour = f64::from(self.limits.new_users_per_hour);
+        let (tokens, since) = self.registrations.get(&from).copied().unwrap_or((per_hour, now_ms));
+        let tokens = (tokens + per_hour * now_ms.saturating_sub(since) as f64 / HOUR_MS as f64).min(per_hour);
+        if tokens < 1.0 {
+            let minutes = ((1.0 - tokens) / per_hour * 60.0).ceil();
+            return Err(format!("too many new nicknames from your address; try again in {minutes} minutes"));
+        }
+        // Addresses whose bucket is full again need no entry.
+        if self.registrations.len() > 10_000 {
+            self.registrations.retain(|_, (_, since)| now_ms.saturating_sub(*since) < HOUR_MS);
+        }
+        self.registrations.insert(from, (tokens - 1.0, now_ms));
+        // A new user has, in effect, acknowledged everything before it.
+        let acked_up_to = self.next_id - 1;
+        self.record(Record::User { nick: nick.into(), verifier, last_client_id: 0, acked_up_to, dropped: 0 });
+        self.add_user(nick, verifier, acked_up_to);
+        Ok(())
+    }
+
+    fn add_user(&mut self, nick: &str, verifier: [u8; 32], acked_up_to: u64) -> &mut User {
+        let mailbox = self.mail.open();
+        let user = User {
+            nick: nick.into(),
+            verifier,
+            mailbox,
+            acked_up_to,
+            last_client_id: 0,
+            recent: VecDeque::new(),
+            seen_ms: 0,
+            banned: false,
+        };
+        self.users.entry(nick_key(nick)).insert_entry(user).into_mut()
     }
 
     /// Logs out `conn` if it is still the user's connection (a newer one
     /// may have taken over), telling everyone else.
-    pub fn logout(&mut self, nick: &str, conn: &Conn) {
+    pub fn logout(&mut self, nick: &str, conn: &C) {
         let key = nick_key(nick);
-        let Some(user) = self.users.get_mut(&key) else { return };
-        if user.online.as_ref().is_some_and(|online| online.id == conn.id) {
-            user.online = None;
-            self.presence.push(&user.nick, false);
+        if self.online.get(&key).is_some_and(|online| online.conn.id() == conn.id()) {
+            let gone = self.online.remove(&key).map(|online| online.nick).unwrap_or_default();
+            self.presence.push(&gone, false);
         }
     }
 
@@ -258,86 +353,173 @@ impl State {
             Some(user) => user.nick.clone(),
             None => return Stored::UnknownRecipient,
         };
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = ChatMsg { id, time_ms: now_ms, from: sender.nick.clone(), to: to_nick, text: text.into() };
+        let msg =
+            ChatMsg { id: self.next_id, time_ms: now_ms, from: sender.nick.clone(), to: to_nick, text: text.into() };
         let payload = Outgoing::new(&ServerMsg::Msg(msg)).payload;
-        let recipients = if to.is_empty() { self.users.len() } else { 1 + usize::from(to_key != from_key) };
-        remember_client_id(self.users.get_mut(&from_key).expect("sender looked up above"), client_id, id);
-        let ticket = self.append(&Record::Message { client_id, payload: payload.clone() });
+        let copies = if to.is_empty() { 1 } else { 1 + usize::from(to_key != from_key) };
+        let staged_bytes: usize = self.staged.iter().map(|staged| staged.payload.len()).sum();
+        // SECURITY: everything stored together stays within --store-bytes; past it a SEND is refused, nothing dropped.
+        if !self.mail.fits(staged_bytes + copies * payload.len()) {
+            return Stored::Full;
+        }
+        let (id, recipients) = (self.next_id, if to.is_empty() { self.users.len() } else { copies });
+        self.next_id += 1;
+        if let Some(sender) = self.users.get_mut(&from_key) {
+            remember_client_id(sender, client_id, id);
+        }
+        let ticket = self.record(Record::Message { client_id, payload: payload.clone() });
         let to = (!to.is_empty()).then_some(to_key);
         self.staged.push_back(Staged { ticket, id, client_id, from: from_key, to, payload });
         Stored::New { id, recipients }
     }
 
-    /// Moves every staged message whose journal ticket is at most `durable`
-    /// into its recipients' mailboxes, and queues SENT for its sender.
-    pub fn publish(&mut self, durable: u64) {
+    /// Delivers every staged message whose journal ticket is at most
+    /// `durable`; returns a SENT for each sender, and the online recipients
+    /// to wake.
+    pub fn publish(&mut self, durable: u64) -> Published<C> {
+        let mut published = Published { sent: Vec::new(), wake: Vec::new() };
+        // Who has new mail: everyone online after a public message, else
+        // the two people of each direct one. Woken once per publish, not
+        // per message: a commit often publishes hundreds of messages.
+        let (mut public, mut direct) = (false, Vec::new());
         while self.staged.front().is_some_and(|staged| staged.ticket <= durable) {
             let Some(staged) = self.staged.pop_front() else { break };
-            self.deposit(staged.id, &staged.from, staged.to.as_deref(), &staged.payload);
-            if let Some(conn) = self.users.get(&staged.from).and_then(|user| user.online.as_ref()) {
-                conn.push(Outgoing::new(&ServerMsg::Sent { client_id: staged.client_id, id: staged.id }));
+            self.deliver(staged.id, &staged.from, staged.to.as_deref(), &staged.payload);
+            public |= staged.to.is_none();
+            direct.extend(staged.to.iter().chain([&staged.from]).cloned());
+            if let Some(online) = self.online.get(&staged.from) {
+                let sent = ServerMsg::Sent { client_id: staged.client_id, id: staged.id };
+                published.sent.push((online.conn.clone(), Outgoing::new(&sent)));
+            }
+        }
+        if public {
+            published.wake = self.online.values().map(|online| online.conn.clone()).collect();
+        } else {
+            direct.sort_unstable();
+            direct.dedup();
+            published.wake = direct.iter().filter_map(|key| self.online.get(key)).map(|o| o.conn.clone()).collect();
+        }
+        published
+    }
+
+    /// Stores a message for its recipients: in the timeline if public,
+    /// else in the mailboxes of `to` and of the sender.
+    fn deliver(&mut self, id: u64, from: &str, to: Option<&str>, payload: &Arc<[u8]>) {
+        let Some(to) = to else { return self.mail.add_public(id, payload) };
+        let people = if from == to { vec![to] } else { vec![to, from] };
+        for key in people {
+            if let Some(user) = self.users.get_mut(key).filter(|user| user.acked_up_to < id) {
+                self.mail.add_direct(&mut user.mailbox, id, payload);
             }
         }
     }
 
-    fn deposit(&mut self, id: u64, from: &str, to: Option<&str>, payload: &Arc<[u8]>) {
-        let cap = self.mailbox_cap;
-        for (key, user) in self.users.iter_mut() {
-            let addressed = to.is_none_or(|to| to == key) || key == from;
-            if addressed && user.acked_up_to < id {
-                deposit(user, id, payload, cap);
-            }
-        }
-    }
-
-    /// `nick` has every message up to `up_to`: they leave the mailbox.
+    /// `nick` has every message up to `up_to`.
     pub fn ack(&mut self, nick: &str, up_to: u64) {
-        // A client cannot acknowledge ids that do not exist yet.
+        // SECURITY: no client can acknowledge (and so drop) ids that do not exist yet.
         let up_to = up_to.min(self.next_id - 1);
         let Some(user) = self.users.get_mut(&nick_key(nick)) else { return };
         if up_to <= user.acked_up_to {
             return;
         }
         user.acked_up_to = up_to;
-        while user.mailbox.front().is_some_and(|(id, _)| *id <= up_to) {
-            user.mailbox.pop_front();
-        }
+        self.mail.ack(&mut user.mailbox, up_to);
         let nick = user.nick.clone();
-        self.append(&Record::Ack { nick, up_to });
+        self.record(Record::Ack { nick, up_to });
     }
 
-    /// Takes up to `max` messages the writer has not yet sent.
-    pub fn take_mail(&mut self, nick: &str, max: usize) -> Mail {
-        let Some(user) = self.users.get_mut(&nick_key(nick)) else {
-            return Mail { messages: Vec::new(), dropped: 0, more: false };
+    /// Takes up to `max` messages not yet taken for `conn`, which must be
+    /// `nick`'s current connection (an old one gets nothing).
+    pub fn take_mail(&mut self, nick: &str, conn: &C, max: usize) -> Taken {
+        let key = nick_key(nick);
+        let (Some(user), Some(online)) = (self.users.get_mut(&key), self.online.get_mut(&key)) else {
+            return Taken::default();
         };
-        let start = user.mailbox.partition_point(|(id, _)| *id <= user.sent_up_to);
-        let mut messages = Vec::new();
-        for (id, payload) in user.mailbox.range(start..).take(max) {
-            messages.push(payload.clone());
-            user.sent_up_to = *id;
+        if online.conn.id() != conn.id() {
+            return Taken::default();
         }
-        let more = user.mailbox.len() > start + messages.len();
-        Mail { messages, dropped: std::mem::take(&mut user.dropped), more }
+        let taken = self.mail.take(&mut user.mailbox, online.sent_up_to.max(user.acked_up_to), max);
+        online.sent_up_to = online.sent_up_to.max(taken.last_id);
+        taken
     }
 
-    /// Applies one journal record at start-up.
+    /// The logins and logouts `conn` (logged in as `nick`) has not sent yet,
+    /// as JOINED and LEFT frames.
+    pub fn take_presence(&mut self, nick: &str, conn: &C) -> Vec<Outgoing> {
+        match self.online.get_mut(&nick_key(nick)) {
+            Some(online) if online.conn.id() == conn.id() => self.presence.take(&mut online.presence_seen),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The presence tick: forgets what every online connection has sent,
+    /// and returns the connections that have some still to send.
+    pub fn presence_due(&mut self) -> Vec<C> {
+        let end = self.presence.end();
+        let oldest = self.online.values().map(|online| online.presence_seen).min().unwrap_or(end);
+        self.presence.forget_before(oldest);
+        self.online.values().filter(|online| online.presence_seen < end).map(|online| online.conn.clone()).collect()
+    }
+
+    /// The connection `nick` is logged in on, if any (the teacher's `/kick`).
+    pub fn online_conn(&self, nick: &str) -> Option<C> {
+        self.online.get(&nick_key(nick)).map(|online| online.conn.clone())
+    }
+
+    /// Message ids given out so far.
+    pub fn messages_stored(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    /// The teacher's `/ban` and `/unban`; returns the connection to close.
+    pub fn ban(&mut self, nick: &str, banned: bool) -> Result<Option<C>, String> {
+        let key = nick_key(nick);
+        let Some(user) = self.users.get_mut(&key) else { return Err(format!("no such user: {nick}")) };
+        user.banned = banned;
+        let nick = user.nick.clone();
+        self.record(Record::Ban { nick, banned });
+        Ok(if banned { self.online.get(&key).map(|online| online.conn.clone()) } else { None })
+    }
+
+    /// Forgets `nick` and its mail (the teacher's `/forget`); returns the
+    /// connection to close.
+    pub fn forget(&mut self, nick: &str) -> Result<Option<C>, String> {
+        let key = nick_key(nick);
+        let Some(user) = self.users.remove(&key) else { return Err(format!("no such user: {nick}")) };
+        self.mail.close(user.mailbox);
+        self.record(Record::Forget { nick: user.nick });
+        Ok(self.online.get(&key).map(|online| online.conn.clone()))
+    }
+
+    /// Forgets every nickname not logged in since `before_ms`
+    /// (`--forget-after-days`); returns their names.
+    pub fn forget_idle(&mut self, before_ms: u64) -> Vec<String> {
+        let idle: Vec<String> = self
+            .users
+            .iter()
+            .filter(|(key, user)| user.seen_ms < before_ms && !self.online.contains_key(*key))
+            .map(|(_, user)| user.nick.clone())
+            .collect();
+        for nick in &idle {
+            let _ = self.forget(nick);
+        }
+        idle
+    }
+
+    /// Applies one journal record at start-up; [`State::settle`] finishes.
     pub fn replay(&mut self, record: Record) {
         match record {
             Record::User { nick, verifier, last_client_id, acked_up_to, dropped } => {
-                let mut user = User::new(&nick, verifier, acked_up_to);
+                let user = self.add_user(&nick, verifier, acked_up_to);
                 user.last_client_id = last_client_id;
-                user.dropped = dropped;
-                self.users.insert(nick_key(&nick), user);
+                user.mailbox.dropped = dropped;
             }
             Record::Message { client_id, payload } => {
                 let Some(msg) = journal::chat_msg(&payload) else { return };
                 self.next_id = self.next_id.max(msg.id + 1);
                 let from = nick_key(&msg.from);
                 let to = (!msg.to.is_empty()).then(|| nick_key(&msg.to));
-                self.deposit(msg.id, &from, to.as_deref(), &payload);
+                self.deliver(msg.id, &from, to.as_deref(), &payload);
                 if let (Some(user), true) = (self.users.get_mut(&from), client_id > 0) {
                     remember_client_id(user, client_id, msg.id);
                 }
@@ -345,55 +527,61 @@ impl State {
             Record::Ack { nick, up_to } => {
                 if let Some(user) = self.users.get_mut(&nick_key(&nick)) {
                     user.acked_up_to = user.acked_up_to.max(up_to);
-                    while user.mailbox.front().is_some_and(|(id, _)| *id <= up_to) {
-                        user.mailbox.pop_front();
-                    }
                 }
             }
             Record::NextId(id) => self.next_id = self.next_id.max(id),
+            Record::Seen { nick, at_ms } => {
+                if let Some(user) = self.users.get_mut(&nick_key(&nick)) {
+                    user.seen_ms = at_ms;
+                }
+            }
+            Record::Ban { nick, banned } => {
+                if let Some(user) = self.users.get_mut(&nick_key(&nick)) {
+                    user.banned = banned;
+                }
+            }
+            Record::Forget { nick } => {
+                if let Some(user) = self.users.remove(&nick_key(&nick)) {
+                    self.mail.close(user.mailbox);
+                }
+            }
+        }
+    }
+
+    /// After replay: every user's acknowledgements are applied to the mail.
+    pub fn settle(&mut self) {
+        for user in self.users.values_mut() {
+            self.mail.ack(&mut user.mailbox, user.acked_up_to);
         }
     }
 
     /// The live state as journal records, for compaction: the next id,
-    /// every user, then every message still in a mailbox or staged.
+    /// every user, then every message still stored or staged.
     pub fn snapshot(&self) -> Vec<Record> {
         let mut records = vec![Record::NextId(self.next_id)];
         for user in self.users.values() {
+            let nick = user.nick.clone();
             records.push(Record::User {
-                nick: user.nick.clone(),
+                nick: nick.clone(),
                 verifier: user.verifier,
                 last_client_id: user.last_client_id,
                 acked_up_to: user.acked_up_to,
-                dropped: user.dropped,
+                dropped: user.mailbox.dropped,
             });
+            records.push(Record::Seen { nick: nick.clone(), at_ms: user.seen_ms });
+            if user.banned {
+                records.push(Record::Ban { nick, banned: true });
+            }
         }
         let mut live: BTreeMap<u64, (u64, Arc<[u8]>)> = BTreeMap::new();
-        for user in self.users.values() {
-            for (id, payload) in &user.mailbox {
-                live.entry(*id).or_insert_with(|| (0, payload.clone()));
-            }
+        for (id, payload) in self.mail.all(self.users.values().map(|user| &user.mailbox)) {
+            live.insert(id, (0, payload));
         }
         for staged in &self.staged {
             live.insert(staged.id, (staged.client_id, staged.payload.clone()));
         }
         records.extend(live.into_values().map(|(client_id, payload)| Record::Message { client_id, payload }));
         records
-    }
-}
-
-impl User {
-    fn new(nick: &str, verifier: [u8; 32], acked_up_to: u64) -> Self {
-        User {
-            nick: nick.into(),
-            verifier,
-            mailbox: VecDeque::new(),
-            acked_up_to,
-            sent_up_to: 0,
-            dropped: 0,
-            last_client_id: 0,
-            recent: VecDeque::new(),
-            online: None,
-        }
     }
 }
 
@@ -405,71 +593,137 @@ fn remember_client_id(user: &mut User, client_id: u64, id: u64) {
     user.recent.push_back((client_id, id));
 }
 
-/// Appends to a mailbox. SECURITY: the mailbox is capped; when full the
-/// oldest unacknowledged message goes, and is counted so the user is told.
-fn deposit(user: &mut User, id: u64, payload: &Arc<[u8]>, cap: usize) {
-    if user.mailbox.len() >= cap && user.mailbox.pop_front().is_some() {
-        user.dropped += 1;
-    }
-    user.mailbox.push_back((id, payload.clone()));
-    if let Some(conn) = &user.online {
-        conn.mail();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_common::auth::{Opener, Sealer};
+
+    /// In these tests a connection is just its number.
+    impl Connection for u64 {
+        fn id(&self) -> u64 {
+            *self
+        }
+    }
+
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn limits(messages: usize) -> Limits {
+        let mail = Caps { messages, bytes: 1 << 20, store_bytes: 1 << 24 };
+        Limits { mail, max_users: 100_000, new_users_per_hour: 100_000 }
+    }
 
     fn decode(out: &Outgoing) -> ServerMsg {
         let mut frame = Vec::new();
-        chat_common::auth::Sealer::new(&[1; 32]).seal(out.kind, &out.payload, &mut frame);
-        ServerMsg::decode(&chat_common::auth::Opener::new(&[1; 32]).open(&frame).unwrap()).unwrap()
+        Sealer::new(&[1; 32]).seal(out.kind, &out.payload, &mut frame);
+        ServerMsg::decode(&Opener::new(&[1; 32]).open(&frame).unwrap()).unwrap()
     }
 
-    fn logged_in(state: &mut State, nick: &str, conn_id: u64) -> Arc<Conn> {
-        let conn = Conn::new(conn_id, None, 4096);
+    fn request(nick: &str, registered: bool, from: IpAddr) -> LoginRequest<'_> {
+        LoginRequest { nick, registered, last_seen: 0, register: (!registered).then_some([1; 32]), from }
+    }
+
+    fn logged_in(state: &mut State<u64>, nick: &str, conn: u64) -> Login<u64> {
         let registered = state.verifier(nick).is_some();
-        let register = (!registered).then_some([conn_id as u8; 32]);
-        state.login(nick, registered, 0, register, &conn, 0).unwrap();
-        conn.drain();
-        conn
+        state.login(request(nick, registered, HERE), conn, 0).unwrap()
+    }
+
+    fn texts(state: &mut State<u64>, nick: &str, conn: u64) -> Vec<String> {
+        let taken = state.take_mail(nick, &conn, 100);
+        let frames = taken.messages.iter().map(|payload| Outgoing { kind: kind::MSG, payload: payload.clone() });
+        frames
+            .map(|out| match decode(&out) {
+                ServerMsg::Msg(msg) => msg.text,
+                other => panic!("{other:?}"),
+            })
+            .collect()
     }
 
     #[test]
-    fn public_message_is_stored_once_and_shared_by_every_mailbox() {
-        let mut state = State::new(10);
+    fn login_queues_welcome_and_the_online_list_and_registers_once() {
+        let mut state = State::new(limits(10), true);
+        let login = logged_in(&mut state, "Ana", 1);
+        assert!(login.registered_now && login.replaced.is_none());
+        let frames: Vec<ServerMsg> = login.frames.iter().map(decode).collect();
+        assert!(matches!(&frames[0], ServerMsg::Welcome { nick, .. } if nick == "Ana"));
+        assert_eq!(frames[1], ServerMsg::Users { last: true, nicks: vec!["Ana".into()] });
+        let (records, _) = state.take_records();
+        assert!(matches!(records[..], [Record::User { .. }, Record::Seen { .. }]), "{records:?}");
+        let again = logged_in(&mut state, "ana", 2);
+        assert!(!again.registered_now && again.replaced == Some(1), "the newer login takes over");
+    }
+
+    #[test]
+    fn a_public_message_is_stored_once_however_many_are_registered() {
+        for registered in [10, 10_000] {
+            let mut state = State::new(limits(10), false);
+            for n in 0..registered {
+                state.login(request(&format!("u{n}"), false, HERE), n, 0).unwrap();
+                state.logout(&format!("u{n}"), &n);
+            }
+            logged_in(&mut state, "a", 1);
+            assert_eq!(state.send("a", 1, "", "hi", 5), Stored::New { id: 1, recipients: registered as usize + 1 });
+            assert_eq!(state.counts().2, 0, "staged, not yet published");
+            let published = state.publish(u64::MAX);
+            assert_eq!(published.wake, [1], "only the online are woken");
+            assert_eq!(decode(&published.sent[0].1), ServerMsg::Sent { client_id: 1, id: 1 });
+            assert_eq!(state.counts().2, 1, "one message, kept once");
+        }
+    }
+
+    #[test]
+    fn a_message_is_published_only_once_its_record_is_durable() {
+        let mut state = State::new(limits(10), true);
+        logged_in(&mut state, "a", 1);
+        state.take_records();
+        state.send("a", 1, "", "x", 0);
+        let (records, ticket) = state.take_records();
+        assert!(matches!(records[..], [Record::Message { client_id: 1, .. }]));
+        assert!(state.publish(ticket - 1).wake.is_empty(), "not yet on disk");
+        assert_eq!(state.publish(ticket).wake, [1]);
+    }
+
+    #[test]
+    fn direct_messages_reach_only_the_two_and_acks_trim() {
+        let mut state = State::new(limits(10), false);
         for (n, nick) in ["a", "b", "c"].iter().enumerate() {
             logged_in(&mut state, nick, n as u64);
         }
-        assert_eq!(state.send("a", 1, "", "hi", 5), Stored::New { id: 1, recipients: 3 });
-        assert_eq!(state.counts(), (3, 0), "staged, not yet published");
+        state.send("a", 1, "", "all", 0);
         state.publish(u64::MAX);
-        let payloads: Vec<Arc<[u8]>> =
-            ["a", "b", "c"].iter().map(|n| state.take_mail(n, 10).messages[0].clone()).collect();
-        assert!(Arc::ptr_eq(&payloads[0], &payloads[1]) && Arc::ptr_eq(&payloads[1], &payloads[2]));
-        assert_eq!(state.counts(), (3, 1), "one message, three mailboxes");
+        state.send("a", 2, "B", "psst", 0);
+        let mut woken = state.publish(u64::MAX).wake;
+        woken.sort_unstable();
+        assert_eq!(woken, [0, 1], "a direct message wakes only its two people");
+        assert_eq!(texts(&mut state, "b", 1), ["all", "psst"]);
+        assert_eq!(texts(&mut state, "c", 2), ["all"]);
+        assert!(texts(&mut state, "b", 1).is_empty(), "taken already");
+        state.ack("a", 1);
+        logged_in(&mut state, "a", 9);
+        assert_eq!(texts(&mut state, "a", 9), ["psst"], "after a reconnect, only what is unacknowledged");
     }
 
     #[test]
-    fn take_mail_resumes_after_what_it_took_and_ack_trims() {
-        let mut state = State::new(10);
-        logged_in(&mut state, "a", 1);
-        for n in 1..=5 {
-            state.send("a", n, "", "x", 0);
-        }
+    fn an_old_connection_gets_no_mail_and_cannot_log_out_its_successor() {
+        let mut state = State::new(limits(10), false);
+        logged_in(&mut state, "w", 1);
+        logged_in(&mut state, "a", 2);
+        logged_in(&mut state, "a", 3);
+        state.send("w", 1, "a", "for a", 0);
         state.publish(u64::MAX);
-        let first = state.take_mail("a", 3);
-        assert_eq!((first.messages.len(), first.more), (3, true));
-        let rest = state.take_mail("a", 3);
-        assert_eq!((rest.messages.len(), rest.more), (2, false));
-        state.ack("a", 4);
-        assert_eq!(state.counts().1, 1);
+        assert!(texts(&mut state, "a", 2).is_empty(), "the replaced connection");
+        assert_eq!(texts(&mut state, "a", 3), ["for a"]);
+        state.logout("a", &2);
+        state.logout("a", &3);
+        let frames: Vec<ServerMsg> = state.take_presence("w", &1).iter().map(decode).collect();
+        assert_eq!(
+            frames,
+            [ServerMsg::Joined { nicks: vec!["a".into()] }, ServerMsg::Left { nicks: vec!["a".into()] }]
+        );
     }
 
     #[test]
     fn resent_client_ids_are_duplicates_with_their_original_id() {
-        let mut state = State::new(10);
+        let mut state = State::new(limits(10), false);
         logged_in(&mut state, "a", 1);
         assert_eq!(state.send("a", 7, "", "x", 0), Stored::New { id: 1, recipients: 1 });
         assert_eq!(state.send("a", 7, "", "x", 0), Stored::Staged);
@@ -480,21 +734,60 @@ mod tests {
     }
 
     #[test]
-    fn overflow_counts_what_was_dropped_and_reports_it_once() {
-        let mut state = State::new(2);
+    fn falling_behind_drops_the_oldest_and_the_store_budget_refuses_rather_than_drops() {
+        let mut state = State::new(limits(2), false);
         logged_in(&mut state, "a", 1);
         for n in 1..=5 {
             state.send("a", n, "", "x", 0);
         }
         state.publish(u64::MAX);
-        let mail = state.take_mail("a", 10);
-        assert_eq!((mail.messages.len(), mail.dropped), (2, 3));
-        assert_eq!(state.take_mail("a", 10).dropped, 0);
+        let taken = state.take_mail("a", &1, 10);
+        assert_eq!((taken.messages.len(), taken.dropped), (2, 3));
+        let mut tight =
+            State::new(Limits { mail: Caps { messages: 10, bytes: 1000, store_bytes: 200 }, ..limits(10) }, false);
+        logged_in(&mut tight, "a", 1);
+        assert!(matches!(tight.send("a", 1, "", &"x".repeat(100), 0), Stored::New { .. }));
+        assert_eq!(tight.send("a", 2, "", &"x".repeat(100), 0), Stored::Full, "staged bytes count");
+        tight.publish(u64::MAX);
+        tight.ack("a", 1);
+        assert!(matches!(tight.send("a", 2, "", &"x".repeat(100), 0), Stored::New { .. }), "room again");
     }
 
     #[test]
-    fn replaying_the_snapshot_rebuilds_the_same_mailboxes() {
-        let mut state = State::new(10);
+    fn registrations_are_capped_in_all_and_per_address_per_hour() {
+        let mut state = State::new(Limits { max_users: 3, new_users_per_hour: 2, ..limits(10) }, false);
+        let register = |state: &mut State<u64>, nick: &str, from: &str, at_ms: u64| {
+            state.login(request(nick, false, from.parse().unwrap()), 1, at_ms).map(|_| ())
+        };
+        assert!(register(&mut state, "a", "10.0.0.1", 0).is_ok() && register(&mut state, "b", "10.0.0.1", 0).is_ok());
+        let refused = register(&mut state, "c", "10.0.0.1", 0).unwrap_err();
+        assert_eq!(refused, "too many new nicknames from your address; try again in 30 minutes");
+        assert!(register(&mut state, "c", "10.0.0.1", HOUR_MS / 2).is_ok(), "one more after half an hour");
+        let full = register(&mut state, "d", "10.0.0.2", HOUR_MS).unwrap_err();
+        assert!(full.contains("limit of 3 nicknames"), "{full}");
+    }
+
+    #[test]
+    fn the_teacher_bans_and_forgets_and_idle_nicknames_are_forgotten() {
+        let mut state = State::new(limits(10), true);
+        logged_in(&mut state, "a", 1);
+        logged_in(&mut state, "b", 2);
+        assert_eq!(state.ban("A", true), Ok(Some(1)), "the connection to close");
+        state.logout("a", &1);
+        assert_eq!(state.login(request("a", true, HERE), 3, 0).err().unwrap(), "the teacher has banned this nickname");
+        state.ban("a", false).unwrap();
+        assert!(state.login(request("a", true, HERE), 3, 0).is_ok());
+        assert_eq!(state.forget("b"), Ok(Some(2)));
+        assert_eq!(state.verifier("b"), None);
+        state.logout("a", &3);
+        assert_eq!(state.forget_idle(1), ["a"], "a last logged in at 0");
+        assert_eq!(state.counts().0, 0);
+        assert_eq!(state.forget("zed"), Err("no such user: zed".into()));
+    }
+
+    #[test]
+    fn replaying_the_snapshot_rebuilds_the_same_state() {
+        let mut state = State::new(limits(10), true);
         logged_in(&mut state, "a", 1);
         state.send("a", 1, "", "before b", 0);
         state.publish(u64::MAX);
@@ -503,72 +796,56 @@ mod tests {
         state.send("b", 1, "a", "direct", 0);
         state.publish(u64::MAX);
         state.ack("a", 2);
-        let mut copy = State::new(10);
+        state.ban("b", true).unwrap();
+        let mut copy = State::<u64>::new(limits(10), true);
         for record in state.snapshot() {
             copy.replay(record);
         }
-        for nick in ["a", "b"] {
-            let ids = |s: &State| s.users[nick].mailbox.iter().map(|(id, _)| *id).collect::<Vec<_>>();
-            assert_eq!(ids(&copy), ids(&state), "{nick}");
-        }
-        assert_eq!(copy.users["a"].mailbox.len(), 1, "a keeps only the direct message");
-        assert_eq!(copy.users["b"].mailbox.len(), 2, "b never had the message from before it registered");
+        copy.settle();
+        logged_in(&mut copy, "a", 1);
+        assert_eq!(texts(&mut copy, "a", 1), ["direct"], "a acknowledged the rest");
+        assert!(copy.login(request("b", true, HERE), 2, 0).is_err(), "still banned");
+        copy.ban("b", false).unwrap();
+        copy.login(request("b", true, HERE), 2, 0).unwrap();
+        assert_eq!(texts(&mut copy, "b", 2), ["to all", "direct"], "b never had the message from before it");
         assert_eq!(copy.send("a", 2, "", "resent", 0), Stored::Duplicate { id: 0 });
         assert!(matches!(copy.send("a", 3, "", "new", 0), Stored::New { id: 4, .. }));
     }
 
     #[test]
-    fn a_stale_connection_cannot_log_out_its_successor() {
-        let mut state = State::new(10);
-        let watcher = logged_in(&mut state, "w", 1);
-        let old = logged_in(&mut state, "a", 2);
-        let new = logged_in(&mut state, "a", 3);
-        assert!(old.closed_because().is_some());
-        state.logout("a", &old);
-        assert_eq!(state.online().len(), 2);
-        state.logout("a", &new);
-        assert_eq!(state.online(), ["w"]);
-        let frames = state.take_presence(&watcher);
-        let decoded: Vec<ServerMsg> = frames.iter().map(decode).collect();
-        assert_eq!(
-            decoded,
-            [ServerMsg::Joined { nicks: vec!["a".into()] }, ServerMsg::Left { nicks: vec!["a".into()] }]
-        );
-    }
-
-    #[test]
     fn presence_is_shared_trimmed_once_sent_and_never_about_oneself() {
-        let mut state = State::new(10);
-        let a = logged_in(&mut state, "a", 1);
-        let b = logged_in(&mut state, "B", 2);
-        let kinds: Vec<u8> = state.take_presence(&a).iter().map(|o| o.kind).collect();
+        let mut state = State::new(limits(10), false);
+        logged_in(&mut state, "a", 1);
+        logged_in(&mut state, "B", 2);
+        let kinds: Vec<u8> = state.take_presence("a", &1).iter().map(|o| o.kind).collect();
         assert_eq!(kinds, [kind::JOINED], "a hears of B, not of itself");
-        assert!(state.take_presence(&b).is_empty(), "B joined after a: in its USERS, not JOINED");
-        assert_eq!(state.presence_due().len(), 0);
+        assert!(state.take_presence("b", &2).is_empty(), "B joined after a: in its USERS, not JOINED");
+        assert!(state.presence_due().is_empty());
         assert!(state.presence.is_empty(), "everyone has sent everything");
-        state.logout("b", &b);
-        assert_eq!(state.presence_due().len(), 1, "a has a LEFT to send");
-        let kinds: Vec<u8> = state.take_presence(&a).iter().map(|o| o.kind).collect();
+        state.logout("b", &2);
+        assert_eq!(state.presence_due(), [1], "a has a LEFT to send");
+        let kinds: Vec<u8> = state.take_presence("a", &1).iter().map(|o| o.kind).collect();
         assert_eq!(kinds, [kind::LEFT]);
     }
 
     #[test]
     fn connections_at_one_cursor_share_one_encoding_and_others_get_their_own() {
-        let mut state = State::new(10);
-        let (a, b) = (logged_in(&mut state, "a", 1), logged_in(&mut state, "b", 2));
-        state.take_presence(&a);
-        let c = logged_in(&mut state, "c", 3);
-        let d = logged_in(&mut state, "d", 4);
-        let (for_a, for_b) = (state.take_presence(&a), state.take_presence(&b));
+        let mut state = State::new(limits(10), false);
+        logged_in(&mut state, "a", 1);
+        logged_in(&mut state, "b", 2);
+        state.take_presence("a", &1);
+        logged_in(&mut state, "c", 3);
+        logged_in(&mut state, "d", 4);
+        let (for_a, for_b) = (state.take_presence("a", &1), state.take_presence("b", &2));
         assert_eq!(for_a, for_b, "both hear of c and d");
         assert!(Arc::ptr_eq(&for_a[0].payload, &for_b[0].payload), "encoded once");
-        let for_c = state.take_presence(&c);
+        let for_c = state.take_presence("c", &3);
         let heard = |frames: &[Outgoing]| match decode(&frames[0]) {
             ServerMsg::Joined { nicks } => nicks,
             other => panic!("{other:?}"),
         };
         assert_eq!(heard(&for_a), ["c", "d"]);
         assert_eq!(heard(&for_c), ["d"], "c was at its own cursor");
-        assert!(state.take_presence(&d).is_empty() && state.take_presence(&a).is_empty());
+        assert!(state.take_presence("d", &4).is_empty() && state.take_presence("a", &1).is_empty());
     }
 }

@@ -54,7 +54,7 @@ const USAGE: &str = "usage: loadgen --server PATH --work-dir DIR [OPTIONS]
   --server PATH     the chat-server binary to start for each run
   --work-dir DIR    an empty directory for keys, journals and server logs
   --quick           about a tenth of the load, for a smoke test
-  --only LIST       comma-separated scenarios: fanout,latency,idle,backlog,journal
+  --only LIST       comma-separated scenarios: fanout,latency,idle,backlog,registered,journal
   --deliveries N    deliveries per fanout run [default: 4000000]
   --fanout LIST     fanout shapes to run, e.g. 1000x4,100x1 [default: all six]
   --idle LIST       idle connection counts, e.g. 1000 [default: 1000,10000]
@@ -319,6 +319,29 @@ fn run(options: &Options) -> Res<()> {
             String::new(),
         ];
         report.line(json, row);
+    }
+    if options.wants("registered") {
+        for registered in [10, 10_000] {
+            let registered = if options.quick { registered / 10 } else { registered };
+            let server = Server::start(options, &format!("registered-{registered}"), true, &["--mailbox", "200000"])?;
+            let messages = if options.quick { 2_000 } else { 20_000 };
+            let run = registered_run(&server, registered, messages)?;
+            let bytes = run.rss_growth_kib as f64 * 1024.0 / messages as f64;
+            let cpu_us = run.server_cpu_s * 1e6 / messages as f64;
+            let json = format!(
+                "\"scenario\":\"registered\",\"registered\":{registered},\"online\":11,\"messages\":{messages},\
+                 \"bytes_per_message\":{bytes:.0},\"server_cpu_us_per_message\":{cpu_us:.1},\"lost\":{},\"duplicates\":{}",
+                run.lost, run.duplicates
+            );
+            let row = [
+                format!("registered {registered}"),
+                format!("{bytes:.0} bytes per stored message"),
+                format!("server CPU {cpu_us:.1} µs per message"),
+                format!("lost {} dup {}", run.lost, run.duplicates),
+                String::new(),
+            ];
+            report.line(json, row);
+        }
     }
     if options.wants("journal") {
         for (mode, memory) in [("journal", false), ("memory", true)] {

@@ -1,5 +1,5 @@
-//! The scenarios of issue 8: fanout, latency (a paced fanout), idle and
-//! backlog.
+//! The scenarios: fanout, latency (a paced fanout), idle, backlog, and
+//! registered (what a stored message costs with many users registered).
 
 use super::*;
 
@@ -317,3 +317,31 @@ pub fn backlog(server: &mut Server, messages: u64) -> Res<BacklogRun> {
 }
 
 // ---------------------------------------------------------------- output
+
+// ------------------------------------------------------------- registered
+
+pub struct RegisteredRun {
+    pub rss_growth_kib: u64,
+    pub server_cpu_s: f64,
+    pub lost: u64,
+    pub duplicates: u64,
+}
+
+/// `registered` users register and go away (they never acknowledge
+/// anything, so every message is kept for them); then 10 subscribers and a
+/// publisher chat `messages` public messages. Measures what a stored
+/// message costs the server in memory and CPU, which should not depend on
+/// how many are registered.
+pub fn registered_run(server: &Server, registered: usize, messages: u64) -> Res<RegisteredRun> {
+    connect_many(server, "r", registered, SMALL_INBOX, &|_, client| drop(client))?;
+    settle(server)?;
+    let rss_before = server.status("VmRSS");
+    let run = fanout(server, 10, 1, messages, Pace::Window(WINDOW))?;
+    settle(server)?;
+    Ok(RegisteredRun {
+        rss_growth_kib: server.status("VmRSS").saturating_sub(rss_before),
+        server_cpu_s: run.server_cpu_s,
+        lost: run.lost,
+        duplicates: run.duplicates,
+    })
+}

@@ -70,6 +70,26 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
 }
 
+/// The checks the library makes before a message enters the outbox, made
+/// here first so the window can say why in the user's language and keep
+/// the line.
+fn check(texts: Texts, to: Option<&str>, text: &str) -> Result<(), String> {
+    if let Some(nick) = to.filter(|nick| validate_nick(nick).is_err()) {
+        return Err(texts.fill(S::BadRecipient, &[("nick", &format!("{nick:?}"))]));
+    }
+    if text.len() > MAX_TEXT_LEN {
+        let (len, max) = (text.len().to_string(), MAX_TEXT_LEN.to_string());
+        return Err(texts.fill(S::TooLong, &[("len", &len), ("max", &max)]));
+    }
+    let Err(why) = validate_text(text, MAX_TEXT_LEN) else { return Ok(()) };
+    // Name the character when one alone is the trouble ("x" keeps it from being blank).
+    let alone = |c: &char| validate_text(&format!("x{c}"), MAX_TEXT_LEN).is_err();
+    match text.chars().find(alone) {
+        Some(c) => Err(texts.fill(S::ForbiddenChar, &[("char", &format!("U+{:04X}", u32::from(c)))])),
+        None => Err(texts.fill(S::CannotSend, &[("why", &why)])),
+    }
+}
+
 /// Runs the dialog and the chat window until the window is closed.
 pub fn run(config: Config, key: Key, utc_offset: i64) -> ExitCode {
     let fltk_app = app::App::default().with_scheme(app::Scheme::Gtk);
@@ -246,7 +266,7 @@ impl App {
                 None
             }
             Ok(Some(Input::Command(Command::Quit))) => return self.on_close(),
-            Ok(Some(Input::Command(Command::Send { to, text }))) => match self.check(to.as_deref(), &text) {
+            Ok(Some(Input::Command(Command::Send { to, text }))) => match check(self.texts, to.as_deref(), &text) {
                 Err(why) => Some(why),
                 Ok(()) => {
                     if let Some(network) = &self.network {
@@ -265,24 +285,6 @@ impl App {
                 self.conversation.notice(Kind::Problem, &why, now_ms());
                 self.chat.select_input();
             }
-        }
-    }
-
-    /// The checks the library makes before a message enters the outbox,
-    /// made here first so the window can say why in the user's language
-    /// and keep the line.
-    fn check(&self, to: Option<&str>, text: &str) -> Result<(), String> {
-        if let Some(nick) = to.filter(|nick| validate_nick(nick).is_err()) {
-            return Err(self.texts.fill(S::BadRecipient, &[("nick", &format!("{nick:?}"))]));
-        }
-        if text.len() > MAX_TEXT_LEN {
-            let (len, max) = (text.len().to_string(), MAX_TEXT_LEN.to_string());
-            return Err(self.texts.fill(S::TooLong, &[("len", &len), ("max", &max)]));
-        }
-        let forbidden = text.chars().find(|c| validate_text(c.encode_utf8(&mut [0; 4]), MAX_TEXT_LEN).is_err());
-        match forbidden {
-            Some(c) => Err(self.texts.fill(S::ForbiddenChar, &[("char", &format!("{c:?}"))])),
-            None => Ok(()),
         }
     }
 
@@ -474,5 +476,31 @@ impl App {
             eprintln!("chat-client: {count} messages not sent yet; they are kept for {nick}'s next run");
         }
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_client::Language;
+
+    #[test]
+    fn a_message_the_library_would_refuse_is_explained_before_it_is_sent() {
+        let (english, spanish) = (Texts { language: Language::English }, Texts { language: Language::Spanish });
+        assert_eq!(check(english, None, "hola, ¿qué tal? à la café"), Ok(()));
+        assert_eq!(check(english, Some("bob"), "spaces are fine"), Ok(()));
+        assert_eq!(
+            check(english, None, "evil\u{202E}txt").unwrap_err(),
+            "message not sent: it contains a character that cannot be sent (U+202E)"
+        );
+        assert!(
+            check(spanish, None, &"é".repeat(2049)).unwrap_err().starts_with("mensaje no enviado: tiene 4098 bytes")
+        );
+        assert_eq!(
+            check(english, Some("no body"), "hi").unwrap_err(),
+            "message not sent: \"no body\" is not a valid nickname"
+        );
+        let zalgo = format!("a{}", "\u{0301}".repeat(9));
+        assert!(check(english, None, &zalgo).unwrap_err().starts_with("message not sent: message has more than"));
     }
 }

@@ -104,6 +104,7 @@ strings! {
         "mensaje no enviado: tiene {len} bytes, más que el límite de {max}";
     ForbiddenChar: "message not sent: it contains a character that cannot be sent ({char})",
         "mensaje no enviado: contiene un carácter que no se puede enviar ({char})";
+    CannotSend: "message not sent: {why}", "mensaje no enviado: {why}";
     BadRecipient: "message not sent: {nick} is not a valid nickname",
         "mensaje no enviado: {nick} no es un apodo válido";
 }

@@ -186,7 +186,7 @@ fn a_burst_of_connections_past_the_limits_is_contained() {
     let server = TestServer::start(&["--max-conns", "6", "--max-handshakes", "3"]);
     let (mut alice, _) = server.register("alice");
     let burst: Vec<TcpStream> = (0..20).filter_map(|_| TcpStream::connect(server.addr).ok()).collect();
-    server.wait_log(&["connection refused: 3 connections mid-handshake"]);
+    server.wait_log(&["connection refused: limit of 3 connections mid-handshake reached"]);
     let log = server.log_text();
     let opened = log.matches("connection opened").count();
     assert!(opened <= 6 + 1, "{opened} connections opened past the limit:\n{log}");
@@ -218,7 +218,7 @@ fn a_client_that_never_reads_does_not_hold_up_others() {
             bob.send(&ClientMsg::Ack { up_to: last });
         }
     }
-    server.wait_log(&["sleeper", "mailbox full"]);
+    server.wait_log(&["sleeper", "fell too far behind"]);
     alice.send(&ClientMsg::Ping);
     alice.recv_until(|m| (*m == ServerMsg::Pong).then_some(()));
 }
@@ -233,6 +233,6 @@ fn replies_piling_up_for_a_client_that_never_reads_close_it() {
     let pings: Vec<u8> = (0..200_000).flat_map(|_| greedy.seal(&ClientMsg::Ping)).collect();
     // The server closes mid-way, so the write may fail: that is the point.
     let _ = greedy.stream.write_all(&pings);
-    server.wait_log(&["greedy", "not reading: 16 control frames queued"]);
+    server.wait_log(&["greedy", "not reading: replies queued past 16 frames"]);
     server.register("polite");
 }

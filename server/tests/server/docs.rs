@@ -60,3 +60,38 @@ fn every_rule_of_protocol_md_is_named_by_a_test() {
     let untested: Vec<&&str> = rules.iter().filter(|n| !tests.contains(&format!("[P-{n}]"))).collect();
     assert!(untested.is_empty(), "PROTOCOL.md rules no test names: {untested:?}");
 }
+
+#[test]
+fn the_security_marker_list_matches_the_code() {
+    let security = read("SECURITY.md");
+    let section = security.split("## The audit checklist").nth(1).expect("SECURITY.md has an audit checklist");
+    let mut listed: Vec<(String, String)> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|row| row.split_once("` | "))
+        .map(|(file, text)| (file.to_string(), text.trim_end_matches('|').trim().to_string()))
+        .collect();
+    let mut files = Vec::new();
+    for dir in ["common/src", "server/src", "client/src"] {
+        rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir), &mut files);
+    }
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut in_code = Vec::new();
+    for file in &files {
+        let name = file.strip_prefix(&top).unwrap().to_string_lossy().replace('\\', "/");
+        for line in fs::read_to_string(file).unwrap().lines() {
+            if let Some((_, text)) = line.split_once("// SECURITY: ") {
+                in_code.push((name.clone(), text.trim().to_string()));
+            }
+        }
+    }
+    listed.sort();
+    in_code.sort();
+    assert!(in_code.len() >= 15, "expected SECURITY markers in the code, found {in_code:?}");
+    let missing: Vec<_> = in_code.iter().filter(|marker| !listed.contains(marker)).collect();
+    let stale: Vec<_> = listed.iter().filter(|marker| !in_code.contains(marker)).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "SECURITY.md's checklist is out of date:\nnot listed: {missing:#?}\nno longer in the code: {stale:#?}"
+    );
+}

@@ -38,18 +38,23 @@ fn wrong_key_is_refused_and_logged() {
     server.register("alice");
 }
 
-/// [P-18] A nickname outside the rules gets REJECT with the reason.
+/// [P-18] A nickname outside the rules gets FAIL with the reason, in the
+/// handshake, before the server looks it up.
 #[test]
-fn invalid_nickname_gets_reject_with_the_reason() {
+fn invalid_nickname_is_refused_in_the_handshake_with_the_reason() {
     let server = TestServer::start(&[]);
-    for (nick, reason) in [("has space", "may not contain ' '"), ("аlice", "may not contain"), ("", "empty")] {
-        let (mut client, first) = TestClient::login(&server, nick, None, 0).unwrap();
-        assert!(matches!(first, ServerMsg::Reject { reason: ref r } if r.contains(reason)), "{nick:?}: {first:?}");
-        assert!(client.is_closed_by_server());
-    }
     let long = "n".repeat(33);
-    let (_, first) = TestClient::login(&server, &long, None, 0).unwrap();
-    assert!(matches!(first, ServerMsg::Reject { ref reason } if reason.contains("longer than 32")));
+    let cases =
+        [("has space", "may not contain ' '"), ("аlice", "may not contain"), ("", "empty"), (&long, "longer than 32")];
+    for (nick, reason) in cases {
+        let result = TestClient::login(&server, nick, None, 0);
+        assert!(
+            matches!(result, Err(Error::Refused(ref r)) if r.starts_with("invalid nickname: ") && r.contains(reason)),
+            "{nick:?}: {:?}",
+            result.err()
+        );
+    }
+    server.wait_log(&["handshake failed", "invalid nickname: nickname is longer than 32 characters"]);
 }
 
 #[test]

@@ -3,10 +3,13 @@
 //! name the `[P-n]` statements of docs/PROTOCOL.md that they prove.
 
 mod adversarial;
+mod classmates;
 mod delivery;
 mod docs;
 mod durability;
 mod handshake;
+mod layers;
 mod limits;
 mod presence;
 mod support;
+mod textbook;

@@ -43,6 +43,8 @@ pub struct TestServer {
     pub key: Key,
     /// Its scratch directory (key file, data directory).
     pub dir: PathBuf,
+    /// The program: `chat-server`, or the textbook example.
+    program: PathBuf,
     flags: Vec<String>,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -74,9 +76,35 @@ impl TestServer {
 
     /// Starts a server in `dir` (whose `chat.key` holds `key`) with `flags`.
     pub fn start_in(dir: PathBuf, key: Key, flags: &[&str]) -> TestServer {
+        TestServer::start_program(env!("CARGO_BIN_EXE_chat-server").into(), dir, key, flags)
+    }
+
+    /// Starts the textbook server (`server/examples/textbook.rs`), built
+    /// once per run next to the test binaries.
+    pub fn start_textbook() -> TestServer {
+        static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let program = BINARY.get_or_init(|| {
+            // <target>/<profile>/deps/server-<hash>
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().and_then(std::path::Path::parent).unwrap().to_path_buf();
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo.args(["build", "-q", "-p", "chat-server", "--example", "textbook"]);
+            cargo.arg("--manifest-path").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"));
+            cargo.arg("--target-dir").arg(profile_dir.parent().unwrap());
+            let output = cargo.output().unwrap();
+            assert!(output.status.success(), "cannot build the textbook: {}", String::from_utf8_lossy(&output.stderr));
+            profile_dir.join("examples").join("textbook")
+        });
+        let dir = temp_dir("textbook");
+        let key = create_key(&dir.join("chat.key")).unwrap();
+        TestServer::start_program(program.clone(), dir, key, &[])
+    }
+
+    fn start_program(program: PathBuf, dir: PathBuf, key: Key, flags: &[&str]) -> TestServer {
         let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-        let (child, addr, log) = spawn(&dir, &flags).unwrap_or_else(|err| panic!("server did not start: {err}"));
-        TestServer { child, addr, key, dir, flags, log }
+        let (child, addr, log) =
+            spawn(&program, &dir, &flags).unwrap_or_else(|err| panic!("server did not start: {err}"));
+        TestServer { child, addr, key, dir, program, flags, log }
     }
 
     /// Kills the server (SIGKILL) and starts it again on the same port with
@@ -85,7 +113,8 @@ impl TestServer {
         self.kill();
         let mut flags = self.flags.clone();
         flags.extend(["--port".to_string(), self.addr.port().to_string()]);
-        let (child, addr, log) = spawn(&self.dir, &flags).unwrap_or_else(|err| panic!("no restart: {err}"));
+        let (child, addr, log) =
+            spawn(&self.program, &self.dir, &flags).unwrap_or_else(|err| panic!("no restart: {err}"));
         (self.child, self.addr, self.log) = (child, addr, log);
     }
 
@@ -126,6 +155,20 @@ impl TestServer {
         (client, token)
     }
 
+    /// The server's resident memory, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Types a command into the server's console (its standard input);
+    /// answers show in the log as lines starting `console: `.
+    pub fn console(&mut self, command: &str) {
+        let stdin = self.child.stdin.as_mut().expect("the console is piped");
+        writeln!(stdin, "{command}").unwrap();
+    }
+
     /// Kills the process (like a crash or Ctrl+C).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -143,12 +186,16 @@ impl Drop for TestServer {
 type Log = Arc<Mutex<Vec<String>>>;
 
 /// Starts the binary; returns it, its address, and its growing log.
-fn spawn(dir: &std::path::Path, flags: &[String]) -> Result<(Child, SocketAddr, Log), String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+fn spawn(
+    program: &std::path::Path,
+    dir: &std::path::Path,
+    flags: &[String],
+) -> Result<(Child, SocketAddr, Log), String> {
+    let mut child = Command::new(program)
         .args(["--port", "0", "--key-file"])
         .arg(dir.join("chat.key"))
         .args(flags)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -163,6 +210,13 @@ fn spawn(dir: &std::path::Path, flags: &[String]) -> Result<(Child, SocketAddr, 
     thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line);
+        }
+    });
+    // The console's answers join the log, marked.
+    let sink = log.clone();
+    thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(format!("console: {line}"));
         }
     });
     Ok((child, addr, log))
