@@ -220,3 +220,51 @@ fn python_client_sends_again_after_retry_and_reports_dropped_messages() {
     drop((python, server));
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// [P-27] Against the real server, full while a reader is away: the Python
+/// client keeps what it could not store, sends it again every retry
+/// interval, and finishes once the reader has made room.
+#[test]
+fn python_client_waits_out_a_full_real_server() {
+    let server = TestServer::start_with(&["--store-bytes", "1024"]);
+    let (dir, port) = (server.dir.clone(), server.port);
+    let rusty = |log: &str| {
+        let mut rust = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+        rust.args(["--headless", "--nick", "rusty", "--host", "127.0.0.1", "--port", &port.to_string()]);
+        rust.arg("--key-file").arg(dir.join("chat.key")).arg("--state-dir").arg(dir.join("rusty"));
+        Running::spawn(rust, dir.join(log))
+    };
+    let mut away = rusty("rusty.log");
+    away.expect("`connected` line", |line| line == "connected\trusty");
+    assert!(away.finish("rusty").success());
+
+    let mut command = python3();
+    command.args(["--nick", "snake", "--host", "127.0.0.1", "--port", &port.to_string(), "--key-file"]);
+    command.arg(dir.join("chat.key")).args(["--retry-secs", "0.3"]);
+    let mut python = Running::spawn(command, dir.join("snake.log"));
+    // About 300 bytes each: the fourth does not fit while rusty is away.
+    let texts: Vec<String> = (1..=5).map(|n| format!("line {n} {}", "y".repeat(290))).collect();
+    for text in &texts {
+        python.say(text);
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while !python.stderr().contains("not stored yet: server storage is full") {
+        assert!(Instant::now() < deadline, "no RETRY reported\n{}", python.stderr());
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut back = rusty("rusty-back.log");
+    for text in &texts {
+        back.expect("a message from snake", |line| line.ends_with(&format!("\tsnake\t*\t{text}")));
+    }
+    for text in &texts {
+        python.expect("its own echo", |line| line == format!("snake: {text}"));
+    }
+    let status = python.finish("the Python client");
+    assert!(status.success(), "the Python client exited with {status}\n{}", python.stderr());
+    let echoes: Vec<&String> = python.seen.iter().filter(|line| line.starts_with("snake: ")).collect();
+    assert_eq!(echoes.len(), texts.len(), "each stored once: {echoes:?}");
+    let got: Vec<&String> = back.seen.iter().filter(|line| line.contains("\tsnake\t")).collect();
+    assert_eq!(got.len(), texts.len(), "rusty got each once: {got:?}");
+    drop((back, python, server));
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -113,14 +113,26 @@ impl TestServer {
         TestServer::start_in(dir, 0)
     }
 
+    /// Starts a server with a new key and these flags (limits, say).
+    pub fn start_with(flags: &[&str]) -> TestServer {
+        let dir = temp_dir("server");
+        create_key(&dir.join("chat.key")).unwrap();
+        TestServer::spawn(dir, 0, flags)
+    }
+
     /// (Re)starts the server of `dir` on `port` (0: any free one).
     pub fn start_in(dir: PathBuf, port: u16) -> TestServer {
+        TestServer::spawn(dir, port, &[])
+    }
+
+    fn spawn(dir: PathBuf, port: u16, flags: &[&str]) -> TestServer {
         let log = File::options().create(true).append(true).open(dir.join("server.log")).unwrap();
         let mut child = Command::new(server_binary())
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--key-file"])
             .arg(dir.join("chat.key"))
             .arg("--data-dir")
             .arg(dir.join("data"))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
