@@ -307,13 +307,22 @@ impl ChatWindow {
     pub fn set_failed(&mut self, label: Option<&str>) {
         match label {
             Some(label) => {
-                self.failed_label.set_label(&label_text(label));
-                self.failed_label.set_tooltip(label);
                 self.failed_row.show();
+                self.relayout();
+                // Cut with "…" to fit; the whole of it is the tooltip.
+                let measure = |text: &str| {
+                    draw::set_font(Font::Helvetica, TEXT_SIZE - 1);
+                    draw::width(text)
+                };
+                let fits = elide(label, f64::from(self.failed_label.w() - 8), measure);
+                self.failed_label.set_label(&label_text(fits.as_deref().unwrap_or(label)));
+                self.failed_label.set_tooltip(label);
             }
-            None => self.failed_row.hide(),
+            None => {
+                self.failed_row.hide();
+                self.relayout();
+            }
         }
-        self.relayout();
     }
 
     /// Lays the rows out again after one appeared or went, keeping the
