@@ -16,6 +16,9 @@ DEB_PACKAGES := cmake g++ make libx11-dev libxext-dev libxft-dev libxinerama-dev
 
 help: ## List the targets.
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 10
+	@echo
+	@echo "The first 'make client' or 'make test' compiles FLTK (C++): about a minute, with"
+	@echo "cargo's progress shown; later runs start in seconds."
 
 build: deps ## Build everything (debug).
 	$(CARGO) build --workspace
@@ -23,8 +26,8 @@ build: deps ## Build everything (debug).
 server: ## Run the server on 127.0.0.1:5555 (needs only cargo).
 	$(CARGO) run --release -q -p chat-server -- $(ARGS)
 
-client: deps ## Run the desktop client (installs the FLTK build packages if missing).
-	$(CARGO) run --release -q -p chat-client -- $(ARGS)
+client: deps ## Run the desktop client (the first build takes about a minute).
+	$(CARGO) run --release -p chat-client -- $(ARGS)
 
 test: deps ## Run every test (installs what the GUI test needs if missing).
 	$(CARGO) test --workspace
@@ -41,8 +44,22 @@ key: ## Create chat.key (32 random bytes as hex, mode 0600); never overwrites.
 bench: ## Load-test release builds on 127.0.0.1 (about a minute; ARGS="--quick" for less).
 	@CARGO="$(CARGO)" scripts/bench.sh $(ARGS)
 
-deps: ## Install the Debian/Ubuntu packages above; does nothing when all are present.
-	@missing=$$(for p in $(DEB_PACKAGES); do \
+deps: ## Install the Debian/Ubuntu packages above; elsewhere, list what to install.
+	@if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then \
+		echo "deps: no apt-get here, so nothing is installed automatically. The window needs"; \
+		echo "  a C++ compiler, cmake, and the X11, Xft, Pango and OpenGL headers; the GUI test"; \
+		echo "  needs Xvfb, xdotool and ImageMagick; the Python test needs python3. Their names:"; \
+		echo "  Debian/Ubuntu: $(DEB_PACKAGES)"; \
+		echo "  Fedora:  sudo dnf install cmake gcc-c++ make libX11-devel libXext-devel libXft-devel"; \
+		echo "           libXinerama-devel libXcursor-devel libXrender-devel libXfixes-devel pango-devel"; \
+		echo "           mesa-libGL-devel mesa-libGLU-devel xorg-x11-server-Xvfb xdotool ImageMagick python3"; \
+		echo "  macOS:   xcode-select --install; brew install cmake python (the window needs no X11;"; \
+		echo "           the GUI test does, so run it on Linux)"; \
+		echo "  Windows: use WSL2 with Ubuntu, where 'make deps' works as on Ubuntu."; \
+		echo "  Without any of these: cargo build -p chat-client --no-default-features (headless only)."; \
+		exit 0; \
+	fi; \
+	missing=$$(for p in $(DEB_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "deps: installing" $$missing; \

@@ -9,23 +9,61 @@ use std::time::Duration;
 use chat_common::validate::validate_nick;
 use chat_common::{DEFAULT_KEY_FILE, DEFAULT_PORT};
 
-/// The usage text printed by `--help`.
+/// The usage text printed by `--help`: every flag, then the headless
+/// mode's input commands and output lines (docs/HEADLESS.md has more).
 pub const USAGE: &str = "\
 usage: chat-client [--headless] [--nick NAME] [--host HOST] [--port PORT]
                    [--key-file FILE] [--state-dir DIR] [--retry-secs SECONDS]
-                   [--event-log FILE]
+                   [--lang en|es] [--event-log FILE]
+       chat-client --export-identity FILE --nick NAME [--key-file FILE] [--state-dir DIR]
+       chat-client --import-identity FILE [--key-file FILE] [--state-dir DIR]
 
   --headless          no window: read lines from stdin, print events to stdout
   --nick NAME         nickname: 1-32 ASCII letters, digits, _ - . (needed with --headless)
-  --host HOST         server host (default 127.0.0.1)
+  --host HOST         server host name or address (default 127.0.0.1)
   --port PORT         server port (default 5555)
   --key-file FILE     the shared key (default chat.key)
-  --state-dir DIR     where owner tokens and unsent messages are kept
+  --state-dir DIR     where owner tokens and unsent messages are kept, per key and nickname
                       (default $XDG_STATE_HOME/hmac-chat or ~/.local/state/hmac-chat)
-  --retry-secs S      seconds between reconnection attempts, decimals allowed (default 5)
+  --retry-secs S      seconds between reconnection attempts, and before sending again
+                      what the server could not store yet; decimals allowed (default 5)
+  --lang en|es        the window's language (default: Spanish if LC_ALL, LC_MESSAGES
+                      or LANG starts with es, else English); headless output is English
+  --export-identity FILE
+                      move NAME's identity (owner token, last message seen, unsent
+                      messages) from this computer into FILE (mode 0600, never
+                      overwritten); it cannot be used here until imported back
+  --import-identity FILE
+                      file the identity in FILE here; refuses to replace a different one
   --event-log FILE    (for tests) the window also writes the events it shows to FILE,
-                      one line each in the --headless output format
-  --help              show this text";
+                      one line each in the --headless output format, and what it draws
+                      as lines starting with \"window\"
+  --help              show this text
+
+Headless input, one line each (the window takes the same):
+  TEXT                a message to everyone
+  /msg NICK TEXT      a direct message to NICK
+  //TEXT              a message to everyone that starts with /
+  /help               list the commands (on stderr)
+  /quiet              (the window only) hide join and leave lines, or show them again
+  /quit               send what is waiting (at most 5 s), then exit; so does end of input
+
+Headless output, one line per event, fields separated by a tab; a backslash, tab
+or newline inside a field is written \\\\, \\t, \\n:
+  connected NICK                  logged in
+  users NICK,NICK,...             everyone online, ourselves included
+  joined NICK                     someone came online
+  left NICK                       someone went offline
+  msg ID UNIX_MS FROM TO TEXT     a message; TO is * for everyone
+  queued CLIENT_ID TO TEXT        ours, waiting for the server; TO is * for everyone
+  sent CLIENT_ID ID               the server stored ours as message ID (0: stored before)
+  retry CLIENT_ID REASON SECONDS  not stored yet; it and every later one go again in SECONDS
+  failed CLIENT_ID REASON         refused for good; it is no longer waiting
+  dropped COUNT LIMIT             COUNT messages to us were dropped unread (mailbox full at LIMIT)
+  disconnected REASON SECONDS     no connection; the next attempt is in SECONDS
+  rejected REASON                 the nickname was refused for good; exit code 1
+  error REASON                    a problem that does not end the session
+Exit codes: 0 normal end, 1 nickname rejected, 2 bad arguments, key file or identity file.";
 
 /// Default seconds between reconnection attempts (the original's).
 pub const DEFAULT_RETRY: Duration = Duration::from_secs(5);
@@ -50,6 +88,46 @@ pub struct Config {
     /// The window writes the events it shows here, in the headless line
     /// format, so tests can observe it without reading pixels.
     pub event_log: Option<PathBuf>,
+    /// The window's language.
+    pub language: Language,
+    /// Move an identity out or in instead of chatting.
+    pub identity: Option<IdentityMove>,
+}
+
+/// The languages of the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Language {
+    English,
+    Spanish,
+}
+
+/// `--export-identity FILE` or `--import-identity FILE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityMove {
+    Export(PathBuf),
+    Import(PathBuf),
+}
+
+impl Language {
+    /// `--lang`'s value.
+    fn from_flag(value: &str) -> Result<Language, String> {
+        match value {
+            "en" => Ok(Language::English),
+            "es" => Ok(Language::Spanish),
+            _ => Err(format!("--lang: {value:?} is not a language here; use en or es")),
+        }
+    }
+
+    /// The language the locale asks for: the first of `LC_ALL`,
+    /// `LC_MESSAGES` and `LANG` that is set (POSIX's order); Spanish if it
+    /// starts with `es` (`es_ES.UTF-8`, `es_MX`), else English.
+    fn from_locale(env: &dyn Fn(&str) -> Option<String>) -> Language {
+        let locale = ["LC_ALL", "LC_MESSAGES", "LANG"].into_iter().find_map(|name| env(name).filter(|v| !v.is_empty()));
+        match locale {
+            Some(locale) if locale.starts_with("es") => Language::Spanish,
+            _ => Language::English,
+        }
+    }
 }
 
 /// What the command line asks for.
@@ -96,8 +174,10 @@ impl Config {
             state_dir: PathBuf::new(),
             retry: DEFAULT_RETRY,
             event_log: None,
+            language: Language::English,
+            identity: None,
         };
-        let mut state_dir = None;
+        let (mut state_dir, mut language) = (None, None);
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             // Both `--flag value` and `--flag=value`.
@@ -115,7 +195,18 @@ impl Config {
                 }
                 return Ok(Parsed::Help);
             }
-            let known = ["--nick", "--host", "--port", "--key-file", "--state-dir", "--retry-secs", "--event-log"];
+            let known = [
+                "--nick",
+                "--host",
+                "--port",
+                "--key-file",
+                "--state-dir",
+                "--retry-secs",
+                "--event-log",
+                "--lang",
+                "--export-identity",
+                "--import-identity",
+            ];
             if !known.contains(&flag.as_str()) {
                 return Err(format!("unknown flag {flag:?}; try --help"));
             }
@@ -139,12 +230,24 @@ impl Config {
                 "--key-file" => config.key_file = PathBuf::from(value),
                 "--state-dir" => state_dir = Some(PathBuf::from(value)),
                 "--event-log" => config.event_log = Some(PathBuf::from(value)),
+                "--lang" => language = Some(Language::from_flag(&value)?),
+                "--export-identity" | "--import-identity" if config.identity.is_some() => {
+                    return Err(format!("{flag}: give one of --export-identity and --import-identity, once"));
+                }
+                "--export-identity" => config.identity = Some(IdentityMove::Export(PathBuf::from(value))),
+                "--import-identity" => config.identity = Some(IdentityMove::Import(PathBuf::from(value))),
                 _ => config.retry = parse_retry(&value)?,
             }
         }
-        if config.headless && config.nick.is_none() {
-            return Err("--headless needs --nick NAME".into());
+        match &config.identity {
+            Some(_) if config.headless => return Err("--headless chats; moving an identity is a run of its own".into()),
+            Some(IdentityMove::Export(_)) if config.nick.is_none() => {
+                return Err("--export-identity needs --nick NAME".into());
+            }
+            _ if config.headless && config.nick.is_none() => return Err("--headless needs --nick NAME".into()),
+            _ => {}
         }
+        config.language = language.unwrap_or_else(|| Language::from_locale(&env));
         config.state_dir = match state_dir.or_else(|| default_state_dir(&env)) {
             Some(dir) => dir,
             None => return Err("no state directory: give --state-dir DIR, or set XDG_STATE_HOME or HOME".into()),
@@ -200,6 +303,7 @@ mod tests {
             "--retry-secs=0.2",
             "--event-log",
             "/tmp/events",
+            "--lang=es",
         ]);
         assert!(config.headless);
         assert_eq!(config.nick.as_deref(), Some("alice"));
@@ -208,6 +312,34 @@ mod tests {
         assert_eq!(config.state_dir, PathBuf::from("/tmp/s"));
         assert_eq!(config.retry, Duration::from_millis(200));
         assert_eq!(config.event_log, Some(PathBuf::from("/tmp/events")));
+        assert_eq!(config.language, Language::Spanish);
+        assert_eq!(config.identity, None);
+        let export = run(&["--export-identity", "ana.id", "--nick", "ana"]);
+        assert_eq!(export.identity, Some(IdentityMove::Export(PathBuf::from("ana.id"))));
+        let import = run(&["--import-identity=ana.id"]);
+        assert_eq!(import.identity, Some(IdentityMove::Import(PathBuf::from("ana.id"))));
+    }
+
+    #[test]
+    fn the_language_comes_from_the_flag_then_the_locale() {
+        let language = |args: &[&str], vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let env = move |name: &str| {
+                let found = vars.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+                found.or_else(|| (name == "HOME").then(|| "/home/ana".to_owned()))
+            };
+            match Config::parse(args.iter().map(|arg| arg.to_string()), env) {
+                Ok(Parsed::Run(config)) => config.language,
+                other => panic!("{args:?}: {other:?}"),
+            }
+        };
+        assert_eq!(language(&[], &[]), Language::English);
+        assert_eq!(language(&[], &[("LANG", "es_ES.UTF-8")]), Language::Spanish);
+        assert_eq!(language(&[], &[("LANG", "es_ES.UTF-8"), ("LC_ALL", "C")]), Language::English);
+        assert_eq!(language(&[], &[("LANG", "en_GB.UTF-8"), ("LC_MESSAGES", "es_MX")]), Language::Spanish);
+        assert_eq!(language(&[], &[("LC_ALL", ""), ("LANG", "es_AR")]), Language::Spanish, "empty means unset");
+        assert_eq!(language(&["--lang", "en"], &[("LANG", "es_ES.UTF-8")]), Language::English);
+        assert_eq!(language(&["--lang", "es"], &[]), Language::Spanish);
     }
 
     #[test]
@@ -242,6 +374,10 @@ mod tests {
             (&["--headless"], "--headless needs --nick NAME"),
             (&["--headless=yes"], "--headless takes no value"),
             (&["--host="], "--host: the host is empty"),
+            (&["--lang", "fr"], "--lang: \"fr\" is not a language here; use en or es"),
+            (&["--export-identity", "f"], "--export-identity needs --nick NAME"),
+            (&["--import-identity", "f", "--export-identity", "g"], "--export-identity: give one of"),
+            (&["--headless", "--nick", "a", "--import-identity", "f"], "--headless chats;"),
         ];
         for (args, want) in cases {
             let err = parse(args).unwrap_err();

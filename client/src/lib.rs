@@ -25,12 +25,20 @@
 //!
 //! The parts:
 //! - [`config`]: the command-line flags both front ends accept.
+//! - `input_line`: what a typed line asks for ([`parse_line`]), for both
+//!   front ends.
+//! - `event_line`: an [`Event`] as one tab-separated line ([`event_line`]),
+//!   printed by the headless mode and logged by the window for tests.
 //! - `net`: the network thread: [`start`], [`Handle`], the reconnect timer,
 //!   writing frames, carrying out what the session decides.
 //! - `link`: one connection's thread: connect, handshake, read and verify.
 //! - `session`: the protocol logic, sans-IO; defines [`Command`] and [`Event`].
 //! - `outbox`: messages typed and not yet confirmed, and client message ids.
-//! - `store`: the state directory (owner tokens, last id seen, outbox).
+//! - `store`: the state directory (owner tokens, last id seen, outbox),
+//!   one subdirectory per shared key and nickname.
+//! - [`identity`]: moving a nickname's state to another computer.
+//! - `trouble`: why there is no connection ([`Trouble`]) or no login
+//!   ([`Rejection`]), as values each front end puts in its own words.
 //!
 //! The `chat-client` binary adds `headless.rs` (stdin lines in, one event
 //! line per event out) and `gui/` (the FLTK window, behind the `gui` feature).
@@ -43,15 +51,22 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod event_line;
+pub mod identity;
+mod input_line;
 mod link;
 mod net;
 mod outbox;
 mod session;
 mod store;
+mod trouble;
 
 pub use chat_common::auth::Key;
 pub use chat_common::message::ChatMsg;
-pub use config::{Config, Parsed};
+pub use config::{Config, IdentityMove, Language, Parsed};
+pub use event_line::event_line;
+pub use input_line::{Input, InputError, parse_line};
 pub use net::{CommandSender, Handle, QUIT_GRACE, StartError, start};
 pub use session::{Command, Event};
 pub use store::StoreError;
+pub use trouble::{Rejection, Trouble, Unreachable};

@@ -16,9 +16,11 @@ use chat_common::handshake::{OwnerToken, client_handshake};
 use chat_common::message::ServerMsg;
 use chat_common::{Error, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_FRAME_LEN};
 
+use crate::trouble::{Rejection, Trouble, Unreachable, plain_io};
+
 /// What a connection thread reports, in this order: `Connected`, `Ready`,
-/// any number of `Message`s, and always one `Down` at the end (unless
-/// nobody listens any more).
+/// any number of `Message`s, and always one `Down` or `Refused` at the end
+/// (unless nobody listens any more).
 pub enum LinkEvent {
     /// TCP is up and the handshake is running; this clone lets the session
     /// cut the connection if it stops meanwhile.
@@ -28,9 +30,11 @@ pub enum LinkEvent {
     Ready(Sealer, bool),
     /// A verified message from the server.
     Message(ServerMsg),
-    /// The connection ended or never came up. `fatal`: retrying cannot
-    /// help (the nickname belongs to someone else, or the server lost it).
-    Down { reason: String, fatal: bool },
+    /// The connection ended or never came up; the client tries again.
+    Down(Trouble),
+    /// Retrying cannot help: the nickname belongs to someone else, or the
+    /// server lost it.
+    Refused(Rejection),
 }
 
 /// Whom to connect to, as whom.
@@ -52,55 +56,67 @@ pub struct Dial {
 /// Runs one connection to its end. `report` returns false once nobody
 /// listens, and the thread then stops.
 pub fn run(dial: Dial, report: impl Fn(LinkEvent) -> bool) {
-    let (reason, fatal) = connect_and_read(&dial, &report);
-    report(LinkEvent::Down { reason, fatal });
+    let end = connect_and_read(&dial, &report);
+    report(end);
 }
 
-fn connect(dial: &Dial, deadline: Instant) -> io::Result<TcpStream> {
-    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
-    for addr in (dial.host.as_str(), dial.port).to_socket_addrs()? {
+/// `host:port`, with brackets around an IPv6 address.
+pub fn server_label(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// Connects to the first of the host's addresses that answers.
+fn connect(dial: &Dial, deadline: Instant) -> Result<TcpStream, Unreachable> {
+    let addrs = (dial.host.as_str(), dial.port).to_socket_addrs().map_err(|_| Unreachable::UnknownHost)?;
+    let mut last_error = Unreachable::UnknownHost;
+    for addr in addrs {
         let time_left = deadline.saturating_duration_since(Instant::now());
         if time_left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
+            return Err(Unreachable::TimedOut);
         }
         match TcpStream::connect_timeout(&addr, time_left) {
-            Ok(stream) => {
-                // Chat frames are small and wanted now, not batched by Nagle.
-                stream.set_nodelay(true)?;
-                return Ok(stream);
-            }
-            Err(err) => last_error = err,
+            // Chat frames are small and wanted now, not batched by Nagle.
+            Ok(stream) => return stream.set_nodelay(true).map(|()| stream).map_err(|err| Unreachable::from_io(&err)),
+            Err(err) => last_error = Unreachable::from_io(&err),
         }
     }
     Err(last_error)
 }
 
-/// Why the handshake failed, in words for the user, and whether it is final.
-fn handshake_failure(err: Error) -> (String, bool) {
-    match err {
-        Error::NicknameOwned | Error::TokenUnknown => (err.to_string(), true),
-        Error::ServerProofFailed => (format!("fake server: {err}"), false),
-        Error::Refused(reason) if reason == "authentication failed" => {
-            (format!("server refused: {reason} (is your key file the server's?)"), false)
+/// Why the handshake failed, in words for the user; `Refused` when final.
+fn handshake_failure(err: Error) -> LinkEvent {
+    let trouble = match err {
+        Error::NicknameOwned => return LinkEvent::Refused(Rejection::NicknameOwned),
+        Error::TokenUnknown => return LinkEvent::Refused(Rejection::TokenUnknown),
+        Error::ServerProofFailed => Trouble::FakeServer,
+        Error::Refused(reason) if reason == "authentication failed" => Trouble::KeyRefused,
+        Error::Refused(reason) => Trouble::Refused(reason),
+        Error::Io(err) => Trouble::Handshake(format!("connection lost: {}", plain_io(&err))),
+        Error::HandshakeTimeout => {
+            Trouble::Handshake(format!("the server did not finish it within {} s", HANDSHAKE_TIMEOUT.as_secs()))
         }
-        Error::Io(err) => (format!("connection lost during the handshake: {err}"), false),
-        Error::Protocol(err) => (format!("bad handshake from the server: {err}"), false),
-        other => (other.to_string(), false),
-    }
+        Error::Protocol(err) => Trouble::Handshake(format!("bad handshake from the server: {err}")),
+        other => Trouble::Handshake(other.to_string()),
+    };
+    LinkEvent::Down(trouble)
 }
 
-fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> (String, bool) {
+fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> LinkEvent {
+    let stopped = || LinkEvent::Down(Trouble::Local("stopped".into()));
+    let cannot_use = |err: io::Error| LinkEvent::Down(Trouble::Local(format!("cannot use the connection: {err}")));
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let stream = match connect(dial, deadline) {
         Ok(stream) => stream,
-        Err(err) => return (format!("cannot connect to {}:{}: {err}", dial.host, dial.port), false),
+        Err(cause) => {
+            return LinkEvent::Down(Trouble::Unreachable { server: server_label(&dial.host, dial.port), cause });
+        }
     };
     let clone = match stream.try_clone() {
         Ok(clone) => clone,
-        Err(err) => return (format!("cannot use the connection: {err}"), false),
+        Err(err) => return cannot_use(err),
     };
     if !report(LinkEvent::Connected(clone)) {
-        return ("stopped".into(), false);
+        return stopped();
     }
     let mut timed = Deadline { stream: &stream, deadline };
     let side = match client_handshake(&mut timed, &dial.key, &dial.nick, Some(&dial.token)) {
@@ -109,30 +125,31 @@ fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> (String
     };
     // [P-26] A server that is silent this long is gone; we PING well before.
     if let Err(err) = stream.set_read_timeout(Some(IDLE_TIMEOUT)) {
-        return (format!("cannot use the connection: {err}"), false);
+        return cannot_use(err);
     }
     if !report(LinkEvent::Ready(side.sealer, side.registered)) {
-        return ("stopped".into(), false);
+        return stopped();
     }
     let mut opener = side.opener;
     let mut frame = Vec::new();
     loop {
         match read_frame(&mut &stream, MAX_FRAME_LEN, &mut frame) {
             Ok(true) => {}
-            Ok(false) => return ("the server closed the connection".into(), false),
+            Ok(false) => return LinkEvent::Down(Trouble::Closed),
             Err(Error::Io(err)) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return (format!("nothing heard from the server for {} s", IDLE_TIMEOUT.as_secs()), false);
+                return LinkEvent::Down(Trouble::Silent { secs: IDLE_TIMEOUT.as_secs() });
             }
-            Err(err) => return (format!("connection lost: {err}"), false),
+            Err(Error::Io(err)) => return LinkEvent::Down(Trouble::Lost(plain_io(&err))),
+            Err(err) => return LinkEvent::Down(Trouble::BadFrame(err.to_string())),
         }
         // SECURITY: [P-13] verified before any field is looked at; a bad frame ends the connection.
         let message = opener.open(&frame).and_then(|verified| ServerMsg::decode(&verified));
         let message = match message {
             Ok(message) => message,
-            Err(err) => return (format!("bad frame from the server: {err}"), false),
+            Err(err) => return LinkEvent::Down(Trouble::BadFrame(err.to_string())),
         };
         if !report(LinkEvent::Message(message)) {
-            return ("stopped".into(), false);
+            return stopped();
         }
     }
 }

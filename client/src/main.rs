@@ -1,5 +1,6 @@
-//! The `chat-client` program: flags → key file → the headless mode or the
-//! window. Bad flags or a bad key file: one line on stderr, exit code 2.
+//! The `chat-client` program: flags → key file → the headless mode, the
+//! window, or moving an identity. Bad flags, a bad key file or a refused
+//! identity move: one line on stderr, exit code 2.
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "gui")]
@@ -10,7 +11,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use chat_client::config::USAGE;
-use chat_client::{Config, Key, Parsed};
+use chat_client::{Config, IdentityMove, Key, Parsed, identity};
 use chat_common::keyfile::load_key;
 
 /// Exit code for bad arguments or an unusable key file.
@@ -42,6 +43,22 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Some(moving) = &config.identity {
+        let moved = match moving {
+            IdentityMove::Export(file) => identity::export(&config, &key, file),
+            IdentityMove::Import(file) => identity::import(&config, &key, file),
+        };
+        return match moved {
+            Ok(done) => {
+                eprintln!("chat-client: {done}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("chat-client: {err}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        };
+    }
     if config.headless { headless::run(config, key) } else { run_window(config, key) }
 }
 

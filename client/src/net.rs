@@ -23,9 +23,10 @@ use chat_common::random::random_bytes;
 use chat_common::validate::validate_nick;
 
 use crate::config::Config;
-use crate::link::{self, Dial, LinkEvent};
+use crate::link::{self, Dial, LinkEvent, server_label};
 use crate::session::{Actions, Command, Event, Session};
-use crate::store::{Store, StoreError};
+use crate::store::{Chat, Store, StoreError};
+use crate::trouble::{Rejection, Trouble, plain_io};
 
 /// How long [`Command::Quit`] waits for the outbox to empty.
 pub const QUIT_GRACE: Duration = Duration::from_secs(5);
@@ -121,7 +122,9 @@ impl Handle {
 pub fn start(config: Config, key: Key, sink: impl Fn(Event) + Send + 'static) -> Result<Handle, StartError> {
     let nick = config.nick.ok_or(StartError::NoNickname)?;
     validate_nick(&nick).map_err(StartError::BadNickname)?;
-    let store = Store::open(&config.state_dir, &config.host, config.port, &nick)?;
+    let fingerprint = key.fingerprint();
+    let chat = Chat { fingerprint: &fingerprint, address: Some((&config.host, config.port)) };
+    let store = Store::open(&config.state_dir, chat, &nick)?;
     // [P-19] The token is made and saved before the first login, so a
     // registration whose WELCOME is lost still belongs to this client.
     let token = match store.load_token()? {
@@ -132,7 +135,8 @@ pub fn start(config: Config, key: Key, sink: impl Fn(Event) + Send + 'static) ->
             token
         }
     };
-    let session = Session::new(server_label(&config.host, config.port), store.load_outbox()?, store.load_last_seen()?);
+    let (outbox, last_seen) = (store.load_outbox()?, store.load_last_seen()?);
+    let session = Session::new(server_label(&config.host, config.port), outbox, last_seen, config.retry);
     let (sender, inputs) = mpsc::channel();
     let driver = Driver {
         session,
@@ -148,11 +152,6 @@ pub fn start(config: Config, key: Key, sink: impl Fn(Event) + Send + 'static) ->
     };
     let thread = thread::Builder::new().name("chat-session".into()).spawn(move || driver.run());
     Ok(Handle { commands: CommandSender(sender), thread: thread.map_err(StartError::Thread)? })
-}
-
-/// `host:port`, with brackets around an IPv6 address.
-fn server_label(host: &str, port: u16) -> String {
-    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
 /// The connection as the session thread sees it.
@@ -191,6 +190,7 @@ struct Driver<F> {
 impl<F: Fn(Event)> Driver<F> {
     fn run(mut self) {
         if !self.session.outbox.is_empty() {
+            self.session.queued_events().into_iter().for_each(|event| (self.sink)(event));
             (self.sink)(Event::Outbox(self.session.outbox.len()));
         }
         loop {
@@ -240,11 +240,11 @@ impl<F: Fn(Event)> Driver<F> {
             Link::Up { last_write, .. } => Some(*last_write + PING_INTERVAL),
             Link::Connecting { .. } => None,
         };
-        [link_wake, self.quit_by, self.session.ack_due()].into_iter().flatten().min()
+        [link_wake, self.quit_by, self.session.wake_due()].into_iter().flatten().min()
     }
 
     /// Handles one input; `Err(reason)` when the login is refused for good.
-    fn handle(&mut self, input: Input, actions: &mut Actions) -> Result<(), String> {
+    fn handle(&mut self, input: Input, actions: &mut Actions) -> Result<(), Rejection> {
         let event = match input {
             Input::Command(Command::Send { to, text }) => {
                 self.session.on_send(to, text, actions);
@@ -285,8 +285,8 @@ impl<F: Fn(Event)> Driver<F> {
                     return Err(reason);
                 }
             }
-            LinkEvent::Down { reason, fatal: true } => return Err(reason),
-            LinkEvent::Down { reason, fatal: false } => self.drop_link(reason, actions),
+            LinkEvent::Refused(rejection) => return Err(rejection),
+            LinkEvent::Down(trouble) => self.drop_link(trouble, actions),
         }
         Ok(())
     }
@@ -334,7 +334,7 @@ impl<F: Fn(Event)> Driver<F> {
             Ok(()) => *last_write = Instant::now(),
             Err(err) => {
                 let mut actions = Actions::default();
-                self.drop_link(format!("cannot send to the server: {err}"), &mut actions);
+                self.drop_link(Trouble::Lost(format!("cannot send to the server: {}", plain_io(&err))), &mut actions);
                 actions.events.into_iter().for_each(|event| (self.sink)(event));
             }
         }
@@ -350,7 +350,7 @@ impl<F: Fn(Event)> Driver<F> {
             thread::Builder::new().name(format!("chat-link-{generation}")).spawn(move || link::run(dial, report));
         if let Err(err) = spawned {
             let mut actions = Actions::default();
-            self.drop_link(format!("cannot start a connection thread: {err}"), &mut actions);
+            self.drop_link(Trouble::Local(format!("cannot start a connection thread: {err}")), &mut actions);
             actions.events.into_iter().for_each(|event| (self.sink)(event));
         }
     }
@@ -364,7 +364,7 @@ impl<F: Fn(Event)> Driver<F> {
     }
 
     /// The connection is gone: schedule the next attempt and say when.
-    fn drop_link(&mut self, reason: String, actions: &mut Actions) {
+    fn drop_link(&mut self, reason: Trouble, actions: &mut Actions) {
         self.close_link();
         self.session.on_unlinked(actions);
         self.link = Link::Down { retry_at: Instant::now() + self.retry };

@@ -6,6 +6,11 @@
 //! (or an ERROR about it), so a dropped connection loses nothing; after a
 //! reconnect every entry is sent again, in order, with its original id, and
 //! the server answers a re-sent id without storing it twice [P-22].
+//!
+//! RETRY [P-27] holds the outbox: the named entry and every later one count
+//! as not sent, and nothing goes out until [`Outbox::release`] (the
+//! session's retry timer) or a new connection; then they go again, in
+//! order, from the held entry on (go-back-N).
 
 use std::collections::VecDeque;
 
@@ -32,11 +37,13 @@ pub struct Outbox {
     pending: VecDeque<Pending>,
     /// How many entries at the front were sent on the current connection.
     in_flight: usize,
+    /// The server asked us to wait (RETRY): send nothing until released.
+    held: bool,
 }
 
 impl Default for Outbox {
     fn default() -> Self {
-        Outbox { next_client_id: 1, pending: VecDeque::new(), in_flight: 0 }
+        Outbox { next_client_id: 1, pending: VecDeque::new(), in_flight: 0, held: false }
     }
 }
 
@@ -69,17 +76,63 @@ impl Outbox {
         self.pending.remove(index)
     }
 
+    /// The entries waiting, oldest first.
+    pub fn entries(&self) -> impl Iterator<Item = &Pending> {
+        self.pending.iter()
+    }
+
+    /// The server did not store `client_id` for now (RETRY): it and every
+    /// later entry count as not sent, and nothing is sent until
+    /// [`Outbox::release`]. False for an id no longer waiting.
+    pub fn hold(&mut self, client_id: u64) -> bool {
+        let Some(index) = self.pending.iter().position(|entry| entry.client_id == client_id) else {
+            return false;
+        };
+        self.in_flight = self.in_flight.min(index);
+        self.held = true;
+        true
+    }
+
+    /// Whether [`Outbox::hold`] stopped sending.
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Sending may go on, from the first entry not sent.
+    pub fn release(&mut self) {
+        self.held = false;
+    }
+
     /// The entries to send now: those not yet sent on this connection, while
-    /// at most [`MAX_UNCONFIRMED_SENDS`] are unconfirmed. Marks them sent.
+    /// at most [`MAX_UNCONFIRMED_SENDS`] are unconfirmed and the outbox is
+    /// not held. Marks them sent.
     pub fn take_sendable(&mut self) -> Vec<Pending> {
+        if self.held {
+            return Vec::new();
+        }
         let end = self.pending.len().min(MAX_UNCONFIRMED_SENDS);
         let start = self.in_flight.min(end);
         self.in_flight = end;
         self.pending.range(start..end).cloned().collect()
     }
 
-    /// A new connection: nothing has been sent on it yet.
+    /// A new connection: nothing has been sent on it yet, and a hold from
+    /// the old one no longer applies.
     pub fn reconnected(&mut self) {
+        (self.in_flight, self.held) = (0, false);
+    }
+
+    /// Adds the entries of `other` that this outbox lacks, in client id
+    /// order, and keeps the higher next id, so that no id is ever used
+    /// twice (for importing an identity that was used elsewhere).
+    pub fn merge(&mut self, other: Outbox) {
+        for entry in other.pending {
+            if !self.pending.iter().any(|mine| mine.client_id == entry.client_id) {
+                self.pending.push_back(entry);
+            }
+        }
+        self.pending.make_contiguous().sort_by_key(|entry| entry.client_id);
+        self.next_client_id = self.next_client_id.max(other.next_client_id);
         self.in_flight = 0;
     }
 
@@ -165,6 +218,29 @@ mod tests {
         assert_eq!(ids(&outbox.take_sendable()), [2, 3]);
     }
 
+    /// [P-27] Go-back-N: a held entry and every later one go again, in
+    /// order, once released or on a new connection; earlier ones do not.
+    #[test]
+    fn a_hold_resends_from_the_held_entry_on_after_release() {
+        let mut outbox = Outbox::default();
+        for text in ["a", "b", "c", "d"] {
+            outbox.push(String::new(), text.into());
+        }
+        assert_eq!(ids(&outbox.take_sendable()), [1, 2, 3, 4]);
+        assert!(outbox.hold(2));
+        assert!(outbox.hold(3), "a later hold keeps the earlier start");
+        outbox.push(String::new(), "e".into());
+        assert!(outbox.take_sendable().is_empty(), "nothing goes out while held");
+        assert!(outbox.is_held());
+        outbox.release();
+        assert_eq!(ids(&outbox.take_sendable()), [2, 3, 4, 5]);
+        assert!(!outbox.hold(99), "an id no longer waiting holds nothing");
+        assert!(outbox.hold(4));
+        outbox.reconnected();
+        assert!(!outbox.is_held());
+        assert_eq!(ids(&outbox.take_sendable()), [1, 2, 3, 4, 5]);
+    }
+
     #[test]
     fn keeps_at_most_256_sends_unconfirmed() {
         let mut outbox = Outbox::default();
@@ -200,12 +276,21 @@ mod tests {
         outbox.push("bob".into(), "direct".into());
         outbox.confirm(1);
         let loaded = Outbox::from_text(&outbox.to_text()).unwrap();
-        assert_eq!(loaded, Outbox { in_flight: 0, ..outbox.clone() });
+        assert_eq!(loaded, Outbox { in_flight: 0, held: false, ..outbox.clone() });
         outbox.confirm(2);
         let mut loaded = Outbox::from_text(&outbox.to_text()).unwrap();
         assert!(loaded.is_empty());
         assert_eq!(loaded.push(String::new(), "next".into()), 3);
         assert_eq!(Outbox::from_text("").unwrap(), Outbox::default());
+    }
+
+    #[test]
+    fn merging_keeps_every_entry_once_and_the_higher_next_id() {
+        let mut here = Outbox::from_text("next 5\n2\t\tb\n4\t\td\n").unwrap();
+        let there = Outbox::from_text("next 9\n1\t\ta\n2\t\tb\n8\t\th\n").unwrap();
+        here.merge(there);
+        assert_eq!(here.to_text(), "next 9\n1\t\ta\n2\t\tb\n4\t\td\n8\t\th\n");
+        assert_eq!(here.push(String::new(), "new".into()), 9);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use chat_common::validate::{validate_nick, validate_text};
 use chat_common::{ACK_AFTER, ACK_DELAY, MAX_TEXT_LEN};
 
 use crate::outbox::Outbox;
+use crate::trouble::{Rejection, Trouble};
 
 /// What the UI asks the network thread to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,16 +40,28 @@ pub enum Event {
     /// A new message, reported once per id ever (per state directory).
     /// `missed`: it was sent before this connection's login, while we were away.
     Message { msg: ChatMsg, missed: bool },
+    /// Our message is in the outbox as `client_id`, not yet confirmed:
+    /// just typed, or left from an earlier run (reported at the start).
+    Queued { client_id: u64, to: Option<String>, text: String },
     /// The server stored our message `client_id` as message `id` (0 when
     /// the server confirms an old re-send it no longer remembers the id of).
     Sent { client_id: u64, id: u64 },
+    /// The server did not store `client_id` for now (RETRY), nor any later
+    /// one: all of them stay in the outbox and go again after `retry_in`.
+    Retry { client_id: u64, reason: String, retry_in: Duration },
+    /// The server refused `client_id` for good (ERROR); it left the outbox.
+    Failed { client_id: u64, reason: String },
+    /// `count` messages to us were dropped unread because our mailbox on
+    /// the server held `limit` (DROPPED).
+    Dropped { count: u64, limit: u64 },
     /// The number of messages waiting to be sent changed.
     Outbox(usize),
     /// The connection dropped or could not be made; the next try is in `retry_in`.
-    Disconnected { reason: String, retry_in: Duration },
+    Disconnected { reason: Trouble, retry_in: Duration },
     /// The server refused this nickname for good; no retry. [`Event::Stopped`] follows.
-    Rejected { reason: String },
-    /// Something failed that does not end the session (e.g. a message refused).
+    Rejected { reason: Rejection },
+    /// Something failed that does not end the session (a message we could
+    /// not accept, the state not saved, the server's ERROR about no message).
     Error { reason: String },
     /// The network thread has ended, after a quit or a rejection. Always the last event.
     Stopped,
@@ -94,11 +107,19 @@ pub struct Session {
     users: Vec<String>,
     /// The outbox size the UI last heard of.
     reported_outbox: usize,
+    /// How long to wait after RETRY before sending the outbox again (the
+    /// reconnect interval: the server asked us to come back later).
+    retry: Duration,
+    /// A RETRY held the outbox in this batch: start the timer at its end.
+    hold_started: bool,
+    /// When a held outbox is sent again.
+    resend_at: Option<Instant>,
 }
 
 impl Session {
-    /// A session resuming from saved state.
-    pub fn new(server: String, outbox: Outbox, last_seen: u64) -> Session {
+    /// A session resuming from saved state; `retry` is the time between
+    /// attempts, both to reconnect and to send again after RETRY.
+    pub fn new(server: String, outbox: Outbox, last_seen: u64, retry: Duration) -> Session {
         let reported_outbox = outbox.len();
         Session {
             server,
@@ -111,12 +132,31 @@ impl Session {
             welcome_time_ms: None,
             users: Vec::new(),
             reported_outbox,
+            retry,
+            hold_started: false,
+            resend_at: None,
         }
+    }
+
+    /// The messages left in the outbox by an earlier run, for the UI at the start.
+    pub fn queued_events(&self) -> Vec<Event> {
+        let queued = self.outbox.entries().map(|entry| Event::Queued {
+            client_id: entry.client_id,
+            to: (!entry.to.is_empty()).then(|| entry.to.clone()),
+            text: entry.text.clone(),
+        });
+        queued.collect()
     }
 
     /// When an acknowledgement falls due, if one is waiting.
     pub fn ack_due(&self) -> Option<Instant> {
         self.unacked_since.filter(|_| self.linked).map(|since| since + ACK_DELAY)
+    }
+
+    /// When the session must run [`Session::finish_batch`] even if nothing
+    /// arrives: an acknowledgement or a held outbox falls due.
+    pub fn wake_due(&self) -> Option<Instant> {
+        [self.ack_due(), self.resend_at.filter(|_| self.linked)].into_iter().flatten().min()
     }
 
     /// The user typed a message: check it, then queue it. It is sent at the
@@ -130,8 +170,9 @@ impl Session {
             actions.events.push(Event::Error { reason: format!("not sent: {why}") });
             return;
         }
-        self.outbox.push(to.unwrap_or_default(), text);
+        let client_id = self.outbox.push(to.clone().unwrap_or_default(), text.clone());
         actions.save_outbox = true;
+        actions.events.push(Event::Queued { client_id, to, text });
     }
 
     /// The handshake of a new connection is done: log in [P-17], carrying
@@ -145,24 +186,26 @@ impl Session {
         actions.send.push(ClientMsg::Login { last_seen: self.last_seen, register });
     }
 
-    /// The current connection is gone; what was queued for it is dropped.
+    /// The current connection is gone; what was queued for it is dropped,
+    /// and a held outbox waits for the next connection instead of its timer.
     pub fn on_unlinked(&mut self, actions: &mut Actions) {
         self.linked = false;
         self.welcome_time_ms = None;
+        (self.hold_started, self.resend_at) = (false, None);
         self.users.clear();
         actions.send.clear();
     }
 
     /// A message from the server. `Err(reason)` means the login was refused
     /// for good (REJECT): the session must stop.
-    pub fn on_server(&mut self, msg: ServerMsg, actions: &mut Actions) -> Result<(), String> {
+    pub fn on_server(&mut self, msg: ServerMsg, actions: &mut Actions) -> Result<(), Rejection> {
         match msg {
             ServerMsg::Welcome { nick, server_time_ms } => {
                 actions.token_accepted = mem::take(&mut self.registering);
                 self.welcome_time_ms = Some(server_time_ms);
                 actions.events.push(Event::Connected { nick, server: self.server.clone() });
             }
-            ServerMsg::Reject { reason } => return Err(reason),
+            ServerMsg::Reject { reason } => return Err(Rejection::Server(reason)),
             ServerMsg::Users { last, nicks } => {
                 self.users.extend(nicks);
                 if last {
@@ -186,25 +229,26 @@ impl Session {
                 }
             }
             ServerMsg::Pong => {}
-            ServerMsg::Error { client_id, reason } => {
-                let reason = match self.outbox.confirm(client_id) {
-                    Some(_) => {
-                        actions.save_outbox = true;
-                        format!("message {client_id} not sent: {reason}")
-                    }
-                    None => reason,
-                };
-                actions.events.push(Event::Error { reason });
-            }
-            // Kept in the outbox: it goes again with the next connection.
+            // Refused for good: it leaves the outbox, and the UI says why.
+            ServerMsg::Error { client_id, reason } => match self.outbox.confirm(client_id) {
+                Some(_) => {
+                    actions.save_outbox = true;
+                    actions.events.push(Event::Failed { client_id, reason });
+                }
+                None => actions.events.push(Event::Error { reason }),
+            },
+            // [P-27] Not stored for now, nor anything after it: everything
+            // from it on stays in the outbox and goes again, in order, when
+            // the timer started at the end of this batch runs out.
             ServerMsg::Retry { client_id, reason } => {
-                actions.events.push(Event::Error { reason: format!("message {client_id} not stored yet: {reason}") });
+                if self.outbox.hold(client_id) {
+                    // Later SENDs of the same round come back as RETRY too;
+                    // they must not push the timer further out.
+                    self.hold_started |= self.resend_at.is_none();
+                    actions.events.push(Event::Retry { client_id, reason, retry_in: self.retry });
+                }
             }
-            ServerMsg::Dropped { count, limit } => {
-                let reason =
-                    format!("{count} messages were dropped unread because your mailbox was full (limit {limit})");
-                actions.events.push(Event::Error { reason });
-            }
+            ServerMsg::Dropped { count, limit } => actions.events.push(Event::Dropped { count, limit }),
         }
         Ok(())
     }
@@ -216,6 +260,13 @@ impl Session {
     /// server thread. Waiting risks nothing, since what a drop leaves
     /// unacknowledged comes again and is dropped by id.
     pub fn finish_batch(&mut self, now: Instant, actions: &mut Actions) {
+        if mem::take(&mut self.hold_started) {
+            self.resend_at = Some(now + self.retry);
+        }
+        if self.resend_at.is_some_and(|resend_at| now >= resend_at) {
+            self.resend_at = None;
+            self.outbox.release();
+        }
         if self.linked && self.welcome_time_ms.is_some() {
             if self.last_seen > self.acked {
                 let since = *self.unacked_since.get_or_insert(now);
@@ -239,6 +290,9 @@ impl Session {
 mod tests {
     use super::*;
 
+    /// The retry interval of the sessions under test.
+    const RETRY: Duration = Duration::from_secs(5);
+
     fn msg(id: u64, time_ms: u64) -> ServerMsg {
         ServerMsg::Msg(ChatMsg { id, time_ms, from: "bob".into(), to: String::new(), text: format!("m{id}") })
     }
@@ -249,7 +303,7 @@ mod tests {
 
     /// A session that has logged in on a new connection.
     fn logged_in(outbox: Outbox, last_seen: u64) -> (Session, Actions) {
-        let mut session = Session::new("h:1".into(), outbox, last_seen);
+        let mut session = Session::new("h:1".into(), outbox, last_seen, RETRY);
         let mut actions = Actions::default();
         session.on_linked(None, &mut actions);
         session.on_server(welcome(), &mut actions).unwrap();
@@ -267,7 +321,7 @@ mod tests {
 
     #[test]
     fn registers_with_the_verifier_and_saves_the_acceptance_first() {
-        let mut session = Session::new("h:1".into(), Outbox::default(), 41);
+        let mut session = Session::new("h:1".into(), Outbox::default(), 41, RETRY);
         let mut actions = Actions::default();
         session.on_linked(Some([7; 32]), &mut actions);
         assert_eq!(actions.send, [ClientMsg::Login { last_seen: 41, register: Some([7; 32]) }]);
@@ -294,13 +348,15 @@ mod tests {
     fn nothing_is_sent_before_welcome_and_the_outbox_goes_in_order_after() {
         let mut outbox = Outbox::default();
         outbox.push(String::new(), "one".into());
-        let mut session = Session::new("h:1".into(), outbox, 0);
+        let mut session = Session::new("h:1".into(), outbox, 0, RETRY);
         let mut actions = Actions::default();
+        assert_eq!(session.queued_events(), [Event::Queued { client_id: 1, to: None, text: "one".into() }]);
         session.on_send(Some("bob".into()), "two".into(), &mut actions);
         assert!(actions.save_outbox);
         session.finish_batch(Instant::now(), &mut actions);
         assert!(actions.send.is_empty());
-        assert_eq!(actions.events, [Event::Outbox(2)]);
+        let queued = Event::Queued { client_id: 2, to: Some("bob".into()), text: "two".into() };
+        assert_eq!(actions.events, [queued, Event::Outbox(2)]);
 
         let mut actions = Actions::default();
         session.on_linked(None, &mut actions);
@@ -426,17 +482,92 @@ mod tests {
         assert_eq!(
             actions.events,
             [
-                Event::Error { reason: "message 1 not sent: unknown recipient".into() },
+                Event::Failed { client_id: 1, reason: "unknown recipient".into() },
                 Event::Error { reason: "3 messages dropped".into() },
                 Event::Outbox(0),
             ]
         );
-        assert!(session.outbox.is_empty());
+        assert!(session.outbox.is_empty() && actions.save_outbox);
+    }
+
+    /// [P-27] RETRY: the message and every later one stay in the outbox,
+    /// nothing is sent until the retry interval has passed, then they all
+    /// go again in order on the same connection; nothing is dropped.
+    #[test]
+    fn retry_holds_the_outbox_and_resends_from_that_message_after_the_interval() {
+        let mut outbox = Outbox::default();
+        for text in ["a", "b", "c"] {
+            outbox.push(String::new(), text.into());
+        }
+        let (mut session, first) = logged_in(outbox, 0);
+        assert_eq!(sends(&first), [1, 2, 3]);
+        let mut actions = Actions::default();
+        session.on_server(ServerMsg::Sent { client_id: 1, id: 10 }, &mut actions).unwrap();
+        let full = || "server storage is full".to_owned();
+        session.on_server(ServerMsg::Retry { client_id: 2, reason: full() }, &mut actions).unwrap();
+        session.on_server(ServerMsg::Retry { client_id: 3, reason: full() }, &mut actions).unwrap();
+        session.on_send(None, "d".into(), &mut actions);
+        let start = Instant::now();
+        session.finish_batch(start, &mut actions);
+        assert!(sends(&actions).is_empty(), "nothing goes out while held: {:?}", actions.send);
+        assert_eq!(
+            actions.events[..3],
+            [
+                Event::Sent { client_id: 1, id: 10 },
+                Event::Retry { client_id: 2, reason: full(), retry_in: RETRY },
+                Event::Retry { client_id: 3, reason: full(), retry_in: RETRY },
+            ]
+        );
+        assert_eq!(session.wake_due(), Some(start + RETRY));
+
+        // A RETRY of the same round does not push the timer out.
+        let mut actions = Actions::default();
+        session.on_server(ServerMsg::Retry { client_id: 3, reason: full() }, &mut actions).unwrap();
+        session.finish_batch(start + RETRY / 2, &mut actions);
+        assert!(sends(&actions).is_empty());
+        assert_eq!(session.wake_due(), Some(start + RETRY));
+
+        let mut actions = Actions::default();
+        session.finish_batch(start + RETRY, &mut actions);
+        assert_eq!(sends(&actions), [2, 3, 4], "everything from the held message on, in order");
+        assert_eq!(session.wake_due(), None);
+        assert_eq!(session.outbox.len(), 3, "nothing acknowledged or typed is dropped");
+
+        // Still full: held again; a reconnect meanwhile sends everything at once.
+        let mut actions = Actions::default();
+        session.on_server(ServerMsg::Retry { client_id: 2, reason: full() }, &mut actions).unwrap();
+        session.finish_batch(start + RETRY, &mut actions);
+        session.on_unlinked(&mut actions);
+        assert_eq!(session.wake_due(), None, "the timer belongs to the old connection");
+        let mut actions = Actions::default();
+        session.on_linked(None, &mut actions);
+        session.on_server(welcome(), &mut actions).unwrap();
+        session.finish_batch(start + RETRY, &mut actions);
+        assert_eq!(sends(&actions), [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_retry_about_a_message_no_longer_waiting_holds_nothing() {
+        let (mut session, _) = logged_in(Outbox::default(), 0);
+        let mut actions = Actions::default();
+        session.on_server(ServerMsg::Retry { client_id: 9, reason: "full".into() }, &mut actions).unwrap();
+        session.on_send(None, "typed after".into(), &mut actions);
+        session.finish_batch(Instant::now(), &mut actions);
+        assert_eq!(sends(&actions), [1]);
+        assert_eq!(session.wake_due(), None);
+    }
+
+    #[test]
+    fn dropped_becomes_an_event_with_its_numbers() {
+        let (mut session, _) = logged_in(Outbox::default(), 0);
+        let mut actions = Actions::default();
+        session.on_server(ServerMsg::Dropped { count: 3, limit: 10_000 }, &mut actions).unwrap();
+        assert_eq!(actions.events, [Event::Dropped { count: 3, limit: 10_000 }]);
     }
 
     #[test]
     fn invalid_messages_never_enter_the_outbox() {
-        let mut session = Session::new("h:1".into(), Outbox::default(), 0);
+        let mut session = Session::new("h:1".into(), Outbox::default(), 0, RETRY);
         let mut actions = Actions::default();
         session.on_send(None, "tab\there".into(), &mut actions);
         session.on_send(Some("no body".into()), "hi".into(), &mut actions);
@@ -457,6 +588,6 @@ mod tests {
         session.on_server(ServerMsg::Users { last: true, nicks: vec!["b".into()] }, &mut actions).unwrap();
         assert_eq!(actions.events, [Event::Users(vec!["a".into(), "b".into()])]);
         let reject = ServerMsg::Reject { reason: "nickname taken".into() };
-        assert_eq!(session.on_server(reject, &mut actions), Err("nickname taken".into()));
+        assert_eq!(session.on_server(reject, &mut actions), Err(Rejection::Server("nickname taken".into())));
     }
 }

@@ -1,8 +1,11 @@
 //! End-to-end tests of the desktop window, driven as a person would: a
 //! real `chat-server`, the real `chat-client` window on an X display (a
-//! private Xvfb unless `DISPLAY` is set), keys typed with xdotool, and
-//! `chat-client --headless` processes on the other end. The window's
-//! `--event-log` file shows what it displayed, so nothing reads pixels.
+//! private Xvfb unless `DISPLAY` is set), keys typed and the mouse moved
+//! with xdotool, and `chat-client --headless` processes on the other end.
+//! The window's `--event-log` file shows what it displayed (the events,
+//! and `window …` lines for each line drawn, the status with its
+//! indicator's colour, the scroll position and the marker), so nothing
+//! reads pixels.
 //!
 //! Every child is killed when its guard drops, and every wait has a
 //! deadline, so a broken window fails these tests instead of hanging them.
@@ -101,13 +104,33 @@ impl Display {
     /// Waits for a window whose title matches `title`, gives it the
     /// keyboard, and types `text` followed by Enter.
     fn type_line(&self, title: &str, text: &str) {
-        let found = self.xdotool(&["search", "--sync", "--name", title]);
-        let window = found.lines().next().unwrap_or_else(|| panic!("no window named {title:?}"));
-        self.xdotool(&["windowfocus", "--sync", window]);
+        let window = self.window_id(title);
+        self.xdotool(&["windowfocus", "--sync", &window]);
         if !text.is_empty() {
             self.xdotool(&["type", "--delay", "10", "--", text]);
         }
         self.xdotool(&["key", "Return"]);
+    }
+}
+
+impl Display {
+    /// The id of the first window whose title matches `title`, once there is one.
+    fn window_id(&self, title: &str) -> String {
+        let found = self.xdotool(&["search", "--sync", "--name", title]);
+        found.lines().next().unwrap_or_else(|| panic!("no window named {title:?}")).to_owned()
+    }
+
+    /// Turns the mouse wheel up `clicks` times over the point (x, y) of a window.
+    fn wheel_up(&self, window: &str, (x, y): (i32, i32), clicks: u32) {
+        let (x, y, clicks) = (x.to_string(), y.to_string(), clicks.to_string());
+        self.xdotool(&["mousemove", "--window", window, &x, &y]);
+        self.xdotool(&["click", "--repeat", &clicks, "--delay", "30", "4"]);
+    }
+
+    /// Clicks the left button at the point (x, y) of a window.
+    fn click(&self, window: &str, (x, y): (i32, i32)) {
+        self.xdotool(&["mousemove", "--window", window, &x.to_string(), &y.to_string()]);
+        self.xdotool(&["click", "1"]);
     }
 }
 
@@ -156,36 +179,92 @@ struct Window {
 }
 
 impl Window {
-    /// Starts the window on `display`; `args` adds flags such as `--nick`.
+    /// Starts the window on `display` in English; `args` adds flags such
+    /// as `--nick`, and wins over the usual ones.
     fn start(display: &Display, server: &TestServer, state_dir: &Path, args: &[&str]) -> Window {
+        let english = [&["--lang", "en"], args].concat();
+        Window::start_with_env(display, server.port, &server.key_file(), state_dir, &english, &[])
+    }
+
+    /// Starts the window with these flags and environment variables, and
+    /// no locale variables from the test's own environment.
+    fn start_with_env(
+        display: &Display,
+        port: u16,
+        key_file: &Path,
+        state_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Window {
         fs::create_dir_all(state_dir).unwrap();
         let (event_log, stderr) = (state_dir.join("events.log"), state_dir.join("stderr.log"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_chat-client"));
-        command.args(args).args(["--port", &server.port.to_string(), "--retry-secs", "0.2"]);
-        command.arg("--key-file").arg(server.key_file()).arg("--state-dir").arg(state_dir);
+        command.args(["--port", &port.to_string(), "--retry-secs", "0.2"]).args(args);
+        command.arg("--key-file").arg(key_file).arg("--state-dir").arg(state_dir);
         command.arg("--event-log").arg(&event_log).env("DISPLAY", &display.name);
+        for name in ["LC_ALL", "LC_MESSAGES", "LANG"] {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied());
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(File::create(&stderr).unwrap());
         Window { child: spawn(&mut command, "chat-client"), event_log, stderr }
     }
 
-    /// Waits until the event log has a line that starts with `start` and
-    /// ends with `end`.
-    fn expect(&mut self, start: &str, end: &str) {
+    /// Every line of the event log so far.
+    fn log(&self) -> Vec<String> {
+        fs::read_to_string(&self.event_log).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
+    /// Waits until the event log has a line for which `wanted` holds, and
+    /// returns the first such line.
+    fn wait_for(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let log = fs::read_to_string(&self.event_log).unwrap_or_default();
-            if log.lines().any(|line| line.starts_with(start) && line.ends_with(end)) {
-                return;
+            let log = self.log();
+            if let Some(line) = log.iter().find(|line| wanted(line)) {
+                return line.clone();
             }
             let exited = self.child.0.try_wait().unwrap();
             if exited.is_some() || Instant::now() > deadline {
                 let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
                 panic!(
-                    "the window never showed {start:?}…{end:?} (exit: {exited:?}); it showed:\n{log}\nstderr:\n{stderr}"
+                    "the window never showed {what} (exit: {exited:?}); it showed:\n{}\nstderr:\n{stderr}",
+                    log.join("\n")
                 );
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits until the event log has a line that starts with `start` and
+    /// ends with `end`.
+    fn expect(&mut self, start: &str, end: &str) {
+        self.wait_for(&format!("{start:?}…{end:?}"), |line| line.starts_with(start) && line.ends_with(end));
+    }
+
+    /// [`Window::view`] once it has stayed the same for half a second
+    /// (the window logs it four times a second when it changes).
+    fn settled_view(&self) -> (usize, usize) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut last = self.view();
+        loop {
+            thread::sleep(Duration::from_millis(500));
+            let now = self.view();
+            if let Some(view) = now.filter(|_| now == last) {
+                return view;
+            }
+            assert!(Instant::now() < deadline, "the view never settled: {now:?}");
+            last = now;
+        }
+    }
+
+    /// The fields of the last `window view` line: the first line in view
+    /// and how many lines there are.
+    fn view(&self) -> Option<(usize, usize)> {
+        let log = self.log();
+        let last = log.iter().rev().find(|line| line.starts_with("window\tview\t"))?;
+        let fields: Vec<&str> = last.split('\t').collect();
+        Some((fields[2].parse().ok()?, fields[3].parse().ok()?))
     }
 }
 
@@ -244,5 +323,133 @@ fn a_rejected_nickname_is_asked_for_again_and_the_dialog_remembers_the_last_one(
     window.expect("connected\tgui_carol", "");
     display.type_line("gui_carol", "/quit");
     assert!(window.child.wait_exit("the window").success());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The number in "next try in N s", from a `window status` line.
+fn countdown(line: &str) -> Option<u64> {
+    let rest = line.split("next try in ").nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn a_message_typed_while_the_server_is_down_shows_pending_then_confirmed_and_the_status_counts_down_in_red() {
+    let _turn = DISPLAY_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = temp_dir("pending");
+    let server = TestServer::start();
+    let port = server.port;
+    let display = Display::open();
+    let mut window =
+        Window::start(&display, &server, &dir.join("gui_ana"), &["--nick", "gui_ana", "--retry-secs", "3"]);
+    window.expect("window\tstatus\tgreen\tconnected to 127.0.0.1:", " as gui_ana");
+
+    let server_dir = server.kill();
+    window.wait_for("a red status counting down", |line| {
+        line.starts_with("window\tstatus\tred\toffline · next try in ") && countdown(line).is_some()
+    });
+    display.type_line("gui_ana", "typed while the server is down");
+    let pending = window.wait_for("the typed message, greyed", |line| {
+        line.starts_with("window\tline\t") && line.ends_with(": typed while the server is down  · sending…")
+    });
+    let fields: Vec<&str> = pending.split('\t').collect();
+    assert_eq!(fields[3], "sending", "{pending}");
+    // The countdown goes down, a second at a time, in red, with the message waiting.
+    let waiting =
+        |line: &str| line.starts_with("window\tstatus\tred\t") && line.contains("1 message waiting to be sent");
+    window.wait_for("the countdown with the message waiting", |line| waiting(line) && countdown(line) == Some(2));
+    window.wait_for("the countdown at 1 s", |line| waiting(line) && countdown(line) == Some(1));
+    let red: Vec<u64> = window
+        .log()
+        .iter()
+        .filter(|line| line.starts_with("window\tstatus\tred\t"))
+        .filter_map(|line| countdown(line))
+        .collect();
+    assert!(red.windows(2).all(|pair| pair[0] >= pair[1] || pair[1] == 3), "the countdown only goes down: {red:?}");
+    let reason = window.wait_for("why it is offline, in plain words", |line| {
+        line.starts_with("window\tstatus\t") && line.contains("server not reachable at 127.0.0.1:")
+    });
+    assert!(reason.contains("(is the server running?)") && !reason.contains("os error"), "{reason}");
+
+    let _server = TestServer::start_in(server_dir, port);
+    window.expect("window\tstatus\tgreen\tconnected to 127.0.0.1:", " as gui_ana");
+    // The same line, now an ordinary message.
+    window.expect(&format!("window\tline\t{}\tmessage\t", fields[2]), ": typed while the server is down");
+    window.expect("msg\t", "\tgui_ana\t*\ttyped while the server is down");
+    display.type_line("gui_ana", "/quit");
+    assert!(window.child.wait_exit("the window").success());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn scrolled_up_the_view_stays_put_during_a_burst_and_the_marker_jumps_to_the_end() {
+    let _turn = DISPLAY_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = temp_dir("scroll");
+    let server = TestServer::start();
+    let display = Display::open();
+    let mut bob = Headless::start(&server, "bob", &dir);
+    bob.expect("connected\tbob", "");
+    let mut window = Window::start(&display, &server, &dir.join("gui_ana"), &["--nick", "gui_ana"]);
+    window.expect("connected\tgui_ana", "");
+    for number in 1..=60 {
+        bob.say(&format!("first burst {number}"));
+    }
+    window.expect("msg\t", "\tfirst burst 60");
+    let ana = display.window_id("gui_ana");
+    display.wheel_up(&ana, (300, 200), 10);
+    window.wait_for("the view scrolled up", |line| {
+        line.starts_with("window\tview\t")
+            && line.split('\t').nth(2).and_then(|first| first.parse::<usize>().ok()) < Some(20)
+    });
+    let (first, lines) = window.settled_view();
+
+    for number in 1..=40 {
+        bob.say(&format!("second burst {number}"));
+    }
+    window.expect("msg\t", "\tsecond burst 40");
+    let marker = window.wait_for("the marker", |line| line.starts_with("window\tmarker\tshown\t"));
+    window.wait_for("the view after the burst", |line| {
+        line.starts_with("window\tview\t") && line.ends_with(&format!("\t{}", lines + 40))
+    });
+    assert_eq!(window.view(), Some((first, lines + 40)), "the view did not move");
+
+    let place: Vec<i32> = marker.split('\t').skip(3).map(|field| field.parse().unwrap()).collect();
+    display.click(&ana, (place[0] + place[2] / 2, place[1] + place[3] / 2));
+    window.wait_for("the marker gone", |line| line == "window\tmarker\thidden");
+    window.wait_for("the end in view", |line| {
+        line.starts_with("window\tview\t")
+            && line.split('\t').nth(2).and_then(|first| first.parse::<usize>().ok()) > Some(lines)
+    });
+    display.type_line("gui_ana", "/quit");
+    assert!(window.child.wait_exit("the window").success());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_window_speaks_spanish_under_a_spanish_locale() {
+    let _turn = DISPLAY_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = temp_dir("spanish");
+    let server = TestServer::start();
+    let display = Display::open();
+    let state = dir.join("gui_es");
+    let spanish = [("LANG", "es_ES.UTF-8")];
+    let mut window =
+        Window::start_with_env(&display, server.port, &server.key_file(), &state, &["--nick", "gui_es"], &spanish);
+    window.expect("window\tstatus\tgreen\tconectado a 127.0.0.1:", " como gui_es");
+    display.window_id("gui_es .* conectado .* hmac-chat");
+    let mut bob = Headless::start(&server, "bob", &dir);
+    bob.expect("connected\tbob", "");
+    window.wait_for("bob's arrival in Spanish", |line| {
+        line.starts_with("window\tline\t") && line.ends_with(" bob ha entrado")
+    });
+    display.type_line("gui_es", "/mgs bob hola");
+    window.wait_for("the mistake explained in Spanish", |line| {
+        line.starts_with("window\tline\t")
+            && line.contains("\tproblem\t")
+            && line.contains("orden desconocida /mgs; /help muestra las órdenes")
+    });
+    display.type_line("gui_es", "/quit");
+    assert!(window.child.wait_exit("the window").success());
+    // The event lines stay English and machine-readable.
+    assert!(window.log().iter().any(|line| line == "connected\tgui_es"));
     fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,6 +3,8 @@
 //! from docs/PROTOCOL.md alone, so these tests show that the specification
 //! is enough to interoperate. Its `--self-test` recomputes PROTOCOL.md's
 //! test vectors; then one message goes each way and both are checked.
+//! RETRY and DROPPED, which the real server sends only under pressure,
+//! are checked against the scripted server of `tests/e2e/scripted_server.rs`.
 //!
 //! The server and scratch directories come from `tests/e2e/support.rs`. Every
 //! child is killed when its guard drops, and every wait has a deadline, so
@@ -23,7 +25,11 @@ use std::time::{Duration, Instant};
 #[path = "e2e/support.rs"]
 mod support;
 
-use support::{PATIENCE, TestServer};
+#[path = "e2e/scripted_server.rs"]
+mod scripted_server;
+
+use scripted_server::{FULL, Outcome, Script, ScriptedServer};
+use support::{PATIENCE, TestServer, temp_dir};
 
 /// The client under test.
 fn python_client() -> PathBuf {
@@ -176,5 +182,89 @@ fn python_client_and_rust_client_exchange_one_message_each_way() {
 
     // Only a passing test cleans up: a failing one leaves its logs.
     drop((again, python, rust, server));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// [P-27] The Python client keeps what the server could not store yet and
+/// sends it again, in order, after its retry interval; [P-25] it reports
+/// messages dropped from its full mailbox.
+#[test]
+fn python_client_sends_again_after_retry_and_reports_dropped_messages() {
+    let dir = temp_dir("python-retry");
+    let server = ScriptedServer::start(&dir, Script { refuse: 1, dropped: Some((4, 2)) });
+    let mut command = python3();
+    command.args(["--nick", "snake", "--host", "127.0.0.1", "--port", &server.port.to_string(), "--key-file"]);
+    command.arg(&server.key_file).args(["--retry-secs", "0.3"]);
+    let mut python = Running::spawn(command, dir.join("snake.log"));
+    python.say("one");
+    python.say("two");
+    python.expect("the echo of one", |line| line == "snake: one");
+    python.expect("the echo of two", |line| line == "snake: two");
+    let status = python.finish("the Python client");
+    assert!(status.success(), "the Python client exited with {status}\n{}", python.stderr());
+
+    let stderr = python.stderr();
+    assert!(stderr.contains(&format!("not stored yet: {FULL}; trying again in 0.3 s")), "{stderr}");
+    assert!(stderr.contains("4 messages to you were dropped unread"), "{stderr}");
+    let received = server.received();
+    let stored: Vec<(u64, &str)> = received
+        .iter()
+        .filter(|send| matches!(send.outcome, Outcome::Stored(_)))
+        .map(|send| (send.client_id, send.text.as_str()))
+        .collect();
+    assert_eq!(stored, [(1, "one"), (2, "two")], "{received:#?}");
+    assert_eq!(received[0].outcome, Outcome::Retry, "{received:#?}");
+    assert!(received.iter().all(|send| send.connection == 0), "{received:#?}");
+    let again = received.iter().find(|send| matches!(send.outcome, Outcome::Stored(_))).unwrap();
+    assert!(again.at - received[0].at >= Duration::from_millis(300), "sent again too soon: {received:#?}");
+    drop((python, server));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// [P-27] Against the real server, full while a reader is away: the Python
+/// client keeps what it could not store, sends it again every retry
+/// interval, and finishes once the reader has made room.
+#[test]
+fn python_client_waits_out_a_full_real_server() {
+    let server = TestServer::start_with(&["--store-bytes", "1024"]);
+    let (dir, port) = (server.dir.clone(), server.port);
+    let rusty = |log: &str| {
+        let mut rust = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+        rust.args(["--headless", "--nick", "rusty", "--host", "127.0.0.1", "--port", &port.to_string()]);
+        rust.arg("--key-file").arg(dir.join("chat.key")).arg("--state-dir").arg(dir.join("rusty"));
+        Running::spawn(rust, dir.join(log))
+    };
+    let mut away = rusty("rusty.log");
+    away.expect("`connected` line", |line| line == "connected\trusty");
+    assert!(away.finish("rusty").success());
+
+    let mut command = python3();
+    command.args(["--nick", "snake", "--host", "127.0.0.1", "--port", &port.to_string(), "--key-file"]);
+    command.arg(dir.join("chat.key")).args(["--retry-secs", "0.3"]);
+    let mut python = Running::spawn(command, dir.join("snake.log"));
+    // About 300 bytes each: the fourth does not fit while rusty is away.
+    let texts: Vec<String> = (1..=5).map(|n| format!("line {n} {}", "y".repeat(290))).collect();
+    for text in &texts {
+        python.say(text);
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while !python.stderr().contains("not stored yet: server storage is full") {
+        assert!(Instant::now() < deadline, "no RETRY reported\n{}", python.stderr());
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut back = rusty("rusty-back.log");
+    for text in &texts {
+        back.expect("a message from snake", |line| line.ends_with(&format!("\tsnake\t*\t{text}")));
+    }
+    for text in &texts {
+        python.expect("its own echo", |line| line == format!("snake: {text}"));
+    }
+    let status = python.finish("the Python client");
+    assert!(status.success(), "the Python client exited with {status}\n{}", python.stderr());
+    let echoes: Vec<&String> = python.seen.iter().filter(|line| line.starts_with("snake: ")).collect();
+    assert_eq!(echoes.len(), texts.len(), "each stored once: {echoes:?}");
+    let got: Vec<&String> = back.seen.iter().filter(|line| line.contains("\tsnake\t")).collect();
+    assert_eq!(got.len(), texts.len(), "rusty got each once: {got:?}");
+    drop((back, python, server));
     let _ = fs::remove_dir_all(&dir);
 }

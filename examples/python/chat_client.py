@@ -5,8 +5,10 @@ Written from docs/PROTOCOL.md alone, to show that it is enough; `[P-n]`
 comments name the rule a line follows. Unix only (select on standard input).
 Each line of standard input is sent to everyone; each message received is
 printed as "from: text". At end of input it waits until the server has
-confirmed (SENT) each message, then exits 0. Errors: one line on standard
-error, exit 1. It does not reconnect. --self-test checks the test vectors.
+confirmed (SENT) each message, then exits 0. A message the server cannot
+store yet (RETRY) is sent again, with every later one, after --retry-secs.
+Errors: one line on standard error, exit 1. It does not reconnect.
+--self-test checks the test vectors.
 
 The owner token is kept in a file beside the key file, NAME.token (mode
 0600; NAME in lower case, as nicknames are compared case-insensitively),
@@ -22,10 +24,10 @@ SILENT_SECS = 60       # [P-26] give up on a server silent this long
 MAX_UNCONFIRMED = 256  # [P-22] SENDs in flight
 HELLO, CHALLENGE, PROOF, ACCEPT, FAIL = 0x01, 0x02, 0x03, 0x04, 0x05
 LOGIN, SEND, ACK, PING = 0x10, 0x11, 0x12, 0x13
-WELCOME, REJECT, USERS, JOINED, LEFT, MSG, SENT, PONG, ERROR = range(0x20, 0x29)
+WELCOME, REJECT, USERS, JOINED, LEFT, MSG, SENT, PONG, ERROR, RETRY, DROPPED = range(0x20, 0x2B)
 # The fields of each server message: Q u64, ? flag, s string, S u16 count of strings.
 LAYOUTS = {WELCOME: "sQ", REJECT: "s", USERS: "?S", JOINED: "S", LEFT: "S",
-           MSG: "QQsss", SENT: "QQ", PONG: "", ERROR: "Qs"}
+           MSG: "QQsss", SENT: "QQ", PONG: "", ERROR: "Qs", RETRY: "Qs", DROPPED: "QQ"}
 
 
 def fail(message):
@@ -242,37 +244,58 @@ def handle(kind, fields, chat, state, token_path):
         print(f"{shown(fields[2])}: {shown(fields[4])}", flush=True)
         chat["last_seen"] = fields[0]
     elif kind == SENT:
-        chat["pending"].discard(fields[0])
+        chat["pending"].pop(fields[0], None)
     elif kind == ERROR:
-        if fields[0] in chat["pending"]:
-            chat["pending"].discard(fields[0])
+        if chat["pending"].pop(fields[0], None) is not None:
             chat["refused"] += 1
         print(f"chat_client: server error: {shown(fields[1])}", file=sys.stderr)
+    elif kind == RETRY and fields[0] in chat["pending"]:
+        # [P-27] Not stored, nor anything sent after it: all of it goes again later, in order.
+        if chat["held_from"] is None:
+            chat["resend_at"] = time.monotonic() + chat["retry_secs"]
+            print(f"chat_client: not stored yet: {shown(fields[1])}; trying again in {chat['retry_secs']} s",
+                  file=sys.stderr)
+        chat["held_from"] = min(fields[0], chat["held_from"] or fields[0])
+    elif kind == DROPPED:  # [P-25]
+        print(f"chat_client: {fields[0]} messages to you were dropped unread: "
+              f"your mailbox on the server was full (it keeps {fields[1]})", file=sys.stderr)
+
+
+def resend_held(conn, chat):
+    """After a RETRY's wait: sends again, in order, the held message and every later one."""
+    if chat["held_from"] is None or time.monotonic() < chat["resend_at"]:
+        return
+    for client_id, text in chat["pending"].items():  # dicts keep insertion order: oldest first
+        if client_id >= chat["held_from"]:
+            conn.send(SEND, struct.pack(">Q", client_id) + string("") + string(text))
+    chat["held_from"] = chat["resend_at"] = None
 
 
 def send_lines(conn, chat, state, token_path):
     """Sends each whole line typed so far to everyone, keeping at most 256 in flight."""
-    while b"\n" in chat["lines"] and len(chat["pending"]) < MAX_UNCONFIRMED:
+    while b"\n" in chat["lines"] and len(chat["pending"]) < MAX_UNCONFIRMED and chat["held_from"] is None:
         line, _, chat["lines"] = chat["lines"].partition(b"\n")
         text = line.rstrip(b"\r").decode("utf-8", "replace")
         if text:
             state["client_id"] += 1  # [P-22] saved before use, so it keeps growing across runs
             save_state(token_path, state)
-            chat["pending"].add(state["client_id"])
+            chat["pending"][state["client_id"]] = text
             conn.send(SEND, struct.pack(">Q", state["client_id"]) + string("") + string(text))
 
 
-def chat_loop(conn, register, state, token_path):
+def chat_loop(conn, register, state, token_path, retry_secs):
     """Logs in, then relays standard input and the server's messages until done."""
     # [P-17] last_seen 0: we ACK as we go, so the mailbox holds only what we never acknowledged.
     conn.send(LOGIN, struct.pack(">Q?", 0, register) + (token_verifier(state["token"]) if register else b""))
-    chat = {"welcomed": False, "lines": b"", "stdin_open": True, "pending": set(), "last_seen": 0, "refused": 0}
+    chat = {"welcomed": False, "lines": b"", "stdin_open": True, "pending": {}, "last_seen": 0, "refused": 0,
+            "held_from": None, "resend_at": None, "retry_secs": retry_secs}
     acked = 0
     # Blocking sends (a full buffer waits instead of failing); we only recv once select says ready.
     conn.sock.settimeout(SILENT_SECS)
     while not (chat["welcomed"] and not chat["stdin_open"] and not chat["lines"] and not chat["pending"]):
         reading = chat["welcomed"] and chat["stdin_open"] and b"\n" not in chat["lines"]
-        ready, _, _ = select.select([conn.sock] + ([sys.stdin] if reading else []), [], [], 1.0)
+        wait = 1.0 if chat["resend_at"] is None else max(0.0, min(1.0, chat["resend_at"] - time.monotonic()))
+        ready, _, _ = select.select([conn.sock] + ([sys.stdin] if reading else []), [], [], wait)
         if sys.stdin in ready:
             chunk = os.read(sys.stdin.fileno(), 65536)
             chat["lines"] += chunk or b"\n"  # at the end, a last line may lack its newline
@@ -281,6 +304,7 @@ def chat_loop(conn, register, state, token_path):
             conn.receive()
         for kind, fields in conn.frames():
             handle(kind, fields, chat, state, token_path)
+        resend_held(conn, chat)
         if chat["welcomed"]:
             send_lines(conn, chat, state, token_path)
         if chat["last_seen"] > acked:
@@ -327,10 +351,14 @@ def main():
     parser.add_argument("--host", metavar="H", default="127.0.0.1", help="server host (default 127.0.0.1)")
     parser.add_argument("--port", metavar="P", type=int, default=5555, help="server port (default 5555)")
     parser.add_argument("--key-file", metavar="F", default="chat.key", help="the shared key (default chat.key)")
+    parser.add_argument("--retry-secs", metavar="S", type=float, default=5.0,
+                        help="wait after RETRY before sending again (default 5)")
     parser.add_argument("--self-test", action="store_true", help="check the test vectors, then exit")
     args = parser.parse_args()
     if args.self_test:
         return self_test()
+    if not 0.01 <= args.retry_secs <= 86400:
+        fail("--retry-secs must be between 0.01 and 86400")
     # [P-18]; this also keeps the nickname safe to put in a file name.
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", args.nick or ""):
         fail("--nick needs 1-32 ASCII letters, digits, _ - or .")
@@ -346,7 +374,7 @@ def main():
     try:
         with socket.create_connection((args.host, args.port), timeout=HANDSHAKE_SECS) as sock:
             keys, register, buf = handshake(sock, key, args.nick, state, token_path)
-            chat_loop(Connection(sock, keys, buf), register, state, token_path)
+            chat_loop(Connection(sock, keys, buf), register, state, token_path, args.retry_secs)
     except OSError as e:
         fail(f"{args.host}:{args.port}: {(e.strerror or str(e)).lower()}")
 

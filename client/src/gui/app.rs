@@ -1,49 +1,44 @@
-//! The one [`Message`] type and the loop that handles it: the dialog flow
-//! (ask, connect, ask again with the reason after a rejection), the input
-//! line, and the library's [`Event`]s, which the network thread sends
-//! through fltk's channel (its `send` wakes this thread). Nothing here
-//! waits on the network.
+//! The loop that handles every [`Message`]: the dialog flow (ask, connect,
+//! ask again with the reason after a rejection), the input line, the
+//! library's [`Event`]s (which the network thread sends through fltk's
+//! channel; its `send` wakes this thread), and a tick four times a second
+//! for the countdown, the window's width and the scroll position. Nothing
+//! here waits on the network.
+//!
+//! With `--event-log`, besides each event's headless line, the window logs
+//! what it draws, for tests that cannot read pixels: `window line INDEX
+//! KIND TEXT` for each line added or changed, `window status COLOUR TEXT`,
+//! `window marker shown X Y W H` or `window marker hidden`, and `window
+//! view FIRST LINES` (the first line in view, and how many there are).
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fltk::app::{self, Sender};
 
-use chat_client::{Command, Config, Event, Handle, Key, start};
-use chat_common::DEFAULT_PORT;
-use chat_common::validate::{nick_key, validate_nick};
+use chat_client::{Command, Config, Event, Handle, Input, InputError, Key, StartError, event_line, parse_line, start};
+use chat_common::validate::{nick_key, validate_nick, validate_text};
+use chat_common::{DEFAULT_PORT, MAX_TEXT_LEN};
 
-use super::format::{self, AwaySeparator, Link, Role, Status};
+use super::Message;
+use super::conversation::{Change, Conversation, Kind};
+use super::format::{self};
+use super::status::{Link, Status, rejection_text, seconds_until, trouble_text};
+use super::strings::{S, Texts};
 use super::view::{ChatWindow, Dialog};
-use crate::headless::{event_line, parse_line};
-
-/// Everything the loop handles. `app::channel` is one global queue, so
-/// this is the only type ever sent on it.
-#[derive(Clone)]
-pub enum Message {
-    /// From the network thread number `session`.
-    Net { session: u64, event: Event },
-    /// The dialog's Connect button, or Enter in the dialog.
-    Connect,
-    /// Enter in the input line.
-    Send,
-    /// Up in the input line.
-    Recall,
-    /// A double click in the users list.
-    PickUser,
-    /// A window's close button.
-    Close,
-}
 
 /// In the state directory: the last nickname and server that connected.
 const LAST_LOGIN_FILE: &str = "last-login";
+/// Seconds between ticks.
+const TICK_SECS: f64 = 0.25;
 
 struct App {
     /// The flags; the dialog replaces nick, host and port.
     config: Config,
     key: Key,
+    texts: Texts,
     sender: Sender<Message>,
     dialog: Dialog,
     chat: ChatWindow,
@@ -53,15 +48,46 @@ struct App {
     session: u64,
     status: Status,
     users: Vec<String>,
-    away: AwaySeparator,
+    conversation: Conversation,
     /// The last line sent, for Up.
     last_line: String,
-    /// `--event-log`: the events shown, in the headless line format.
+    /// `--event-log`: the events shown, in the headless line format, and what is drawn.
     event_log: Option<File>,
+    /// What the event log said last about the status, the view and the marker.
+    logged: [String; 3],
+    /// The status shown, and the width it was fitted to.
+    shown_status: (String, i32),
     /// Seconds east of UTC, for message times.
     utc_offset: i64,
+    /// The "new messages below" marker is shown.
+    marker: bool,
     /// The user closed the window: exit when the network thread stops.
     closing: bool,
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
+}
+
+/// The checks the library makes before a message enters the outbox, made
+/// here first so the window can say why in the user's language and keep
+/// the line.
+fn check(texts: Texts, to: Option<&str>, text: &str) -> Result<(), String> {
+    if let Some(nick) = to.filter(|nick| validate_nick(nick).is_err()) {
+        return Err(texts.fill(S::BadRecipient, &[("nick", &format!("{nick:?}"))]));
+    }
+    if text.len() > MAX_TEXT_LEN {
+        let (len, max) = (text.len().to_string(), MAX_TEXT_LEN.to_string());
+        return Err(texts.fill(S::TooLong, &[("len", &len), ("max", &max)]));
+    }
+    let Err(why) = validate_text(text, MAX_TEXT_LEN) else { return Ok(()) };
+    // Name the character when one alone is the trouble ("x" keeps it from being blank).
+    let alone = |c: &char| validate_text(&format!("x{c}"), MAX_TEXT_LEN).is_err();
+    match text.chars().find(alone) {
+        Some(c) => Err(texts.fill(S::ForbiddenChar, &[("char", &format!("U+{:04X}", u32::from(c)))])),
+        None => Err(texts.fill(S::CannotSend, &[("why", &why)])),
+    }
 }
 
 /// Runs the dialog and the chat window until the window is closed.
@@ -76,12 +102,19 @@ pub fn run(config: Config, key: Key, utc_offset: i64) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let texts = Texts { language: config.language };
     let (sender, receiver) = app::channel::<Message>();
     let status = Status { nick: String::new(), server: String::new(), link: Link::Connecting, outbox: 0 };
-    let (dialog, chat) = (Dialog::new(&sender), ChatWindow::new(&sender));
+    let (dialog, chat) = (Dialog::new(&sender, texts), ChatWindow::new(&sender, texts));
+    let ticks = sender.clone();
+    app::add_timeout3(TICK_SECS, move |handle| {
+        ticks.send(Message::Tick);
+        app::repeat_timeout3(TICK_SECS, handle);
+    });
     let mut state = App {
         config,
         key,
+        texts,
         sender,
         dialog,
         chat,
@@ -89,10 +122,13 @@ pub fn run(config: Config, key: Key, utc_offset: i64) -> ExitCode {
         session: 0,
         status,
         users: Vec::new(),
-        away: AwaySeparator::default(),
+        conversation: Conversation::new(texts, "", utc_offset),
         last_line: String::new(),
         event_log,
+        logged: Default::default(),
+        shown_status: Default::default(),
         utc_offset,
+        marker: false,
         closing: false,
     };
     match state.config.nick.clone() {
@@ -104,6 +140,7 @@ pub fn run(config: Config, key: Key, utc_offset: i64) -> ExitCode {
         while let Some(message) = receiver.recv() {
             state.handle(message);
         }
+        state.show_changes();
     }
     state.finish()
 }
@@ -131,19 +168,31 @@ impl App {
         }
         (self.config.nick, self.config.host, self.config.port) = (Some(nick.clone()), host.clone(), port);
         self.session += 1;
+        // The conversation starts afresh before the new thread's first event.
+        self.conversation = Conversation::new(self.texts, &nick, self.utc_offset);
+        self.chat.transcript.clear();
         let (sender, session) = (self.sender.clone(), self.session);
         let started = start(self.config.clone(), self.key.clone(), move |event| {
             sender.send(Message::Net { session, event });
         });
-        match started {
-            Ok(network) => self.network = Some(network),
-            Err(err) => return self.ask(&err.to_string()),
+        let why = match started {
+            Ok(network) => {
+                self.network = Some(network);
+                None
+            }
+            Err(StartError::State(err)) if err.is_locked() => {
+                Some(self.texts.fill(S::AlreadyRunning, &[("nick", &nick)]))
+            }
+            Err(StartError::State(err)) if err.is_exported() => Some(self.texts.fill(S::Exported, &[("nick", &nick)])),
+            Err(err) => Some(self.texts.fill(S::CannotStart, &[("reason", &err.to_string())])),
+        };
+        if let Some(why) = why {
+            return self.ask(&why);
         }
         self.status = Status { nick, server: format::server_text(&host, port), link: Link::Connecting, outbox: 0 };
-        (self.users, self.away) = (Vec::new(), AwaySeparator::default());
-        self.chat.clear();
+        self.users = Vec::new();
         self.chat.set_users(&[], "");
-        self.refresh_status();
+        self.set_marker(false);
         self.chat.show();
         self.dialog.hide();
     }
@@ -154,10 +203,13 @@ impl App {
             Message::Net { .. } => {}
             Message::Connect => {
                 let (nick, server) = self.dialog.values();
-                let checked = validate_nick(&nick).map_err(|why| format!("nickname: {why}"));
-                match checked.and_then(|()| format::parse_server(&server)) {
-                    Ok((host, port)) => self.connect(nick, host, port),
-                    Err(why) => self.dialog.ask(&nick, &server, &why),
+                match (validate_nick(&nick), format::parse_server(&server)) {
+                    (Err(_), _) => self.dialog.ask(&nick, &server, self.texts.get(S::BadNick)),
+                    (Ok(()), None) => {
+                        let why = self.texts.fill(S::BadServer, &[("text", &format!("{server:?}"))]);
+                        self.dialog.ask(&nick, &server, &why);
+                    }
+                    (Ok(()), Some((host, port))) => self.connect(nick, host, port),
                 }
             }
             Message::Send => self.on_send(),
@@ -172,23 +224,67 @@ impl App {
                 }
             }
             Message::Close => self.on_close(),
+            Message::Tick => self.on_tick(),
+            Message::Scrolled => {
+                self.chat.transcript.follow = self.chat.transcript.end_in_view();
+                if self.chat.transcript.follow {
+                    self.set_marker(false);
+                }
+            }
+            Message::JumpToEnd => {
+                self.chat.focus_input();
+                self.chat.transcript.follow = true;
+                self.chat.transcript.scroll_to_end();
+                self.set_marker(false);
+            }
+            Message::SendAgain | Message::Discard => {
+                self.chat.focus_input();
+                let Some(failed) = self.conversation.first_failed() else { return };
+                self.conversation.discard(failed.client_id);
+                if let (Message::SendAgain, Some(network)) = (message, &self.network) {
+                    network.send(Command::Send { to: failed.to, text: failed.text });
+                }
+            }
         }
     }
 
-    /// Enter: a message, `/msg nick text`, or `/quit`, as in the headless mode.
+    /// Enter: a message, a command, or a mistake to fix. The input is
+    /// cleared once the line is taken; a refused line stays, selected, so
+    /// that typing replaces it instead of adding to it.
     fn on_send(&mut self) {
         let line = self.chat.input();
-        match parse_line(&line) {
-            Ok(None) => {}
-            Ok(Some(Command::Quit)) => self.on_close(),
-            Ok(Some(command)) => {
-                if let Some(network) = &self.network {
-                    network.send(command);
-                }
-                self.last_line = line;
-                self.chat.set_input("");
+        let refused = match parse_line(&line) {
+            Ok(None) => return,
+            Ok(Some(Input::Help)) => {
+                self.texts.get(S::Help).lines().for_each(|row| self.conversation.notice(Kind::Notice, row, now_ms()));
+                None
             }
-            Err(why) => self.notice(Role::Problem, &why),
+            Ok(Some(Input::Quiet)) => {
+                self.conversation.set_quiet(!self.conversation.quiet);
+                let said = if self.conversation.quiet { S::QuietOn } else { S::QuietOff };
+                self.conversation.notice(Kind::Notice, self.texts.get(said), now_ms());
+                None
+            }
+            Ok(Some(Input::Command(Command::Quit))) => return self.on_close(),
+            Ok(Some(Input::Command(Command::Send { to, text }))) => match check(self.texts, to.as_deref(), &text) {
+                Err(why) => Some(why),
+                Ok(()) => {
+                    if let Some(network) = &self.network {
+                        network.send(Command::Send { to, text });
+                    }
+                    self.last_line = line;
+                    None
+                }
+            },
+            Err(InputError::MsgUsage) => Some(self.texts.get(S::MsgUsage).to_owned()),
+            Err(InputError::Unknown(name)) => Some(self.texts.fill(S::UnknownCommand, &[("name", &name)])),
+        };
+        match refused {
+            None => self.chat.set_input(""),
+            Some(why) => {
+                self.conversation.notice(Kind::Problem, &why, now_ms());
+                self.chat.select_input();
+            }
         }
     }
 
@@ -199,7 +295,6 @@ impl App {
             Some(network) if !self.closing => {
                 network.send(Command::Quit);
                 (self.closing, self.status.link) = (true, Link::Closing);
-                self.refresh_status();
             }
             _ => {
                 self.chat.hide();
@@ -209,13 +304,14 @@ impl App {
     }
 
     fn on_event(&mut self, event: Event) {
+        let (texts, now) = (self.texts, now_ms());
         match &event {
             Event::Connected { nick, server } => {
-                if matches!(self.status.link, Link::Retrying { .. }) {
-                    self.notice(Role::Notice, &format!("connected to {server}"));
+                if matches!(self.status.link, Link::Offline { .. }) {
+                    self.conversation.notice(Kind::Notice, &texts.fill(S::ConnectedAgain, &[("server", server)]), now);
                 }
                 (self.status.nick, self.status.link) = (nick.clone(), Link::Connected);
-                self.away.reconnected();
+                self.conversation.reconnected();
                 let saved = fs::write(self.config.state_dir.join(LAST_LOGIN_FILE), format!("{nick}\n{server}\n"));
                 if let Err(err) = saved {
                     eprintln!("chat-client: {}: {err}", self.config.state_dir.join(LAST_LOGIN_FILE).display());
@@ -224,30 +320,41 @@ impl App {
             Event::Users(users) => self.users = users.clone(),
             Event::Joined(nick) => {
                 self.users.push(nick.clone());
-                self.notice(Role::Notice, &format!("{nick} joined"));
+                self.conversation.notice(Kind::Presence, &texts.fill(S::Joined, &[("nick", nick)]), now);
             }
             Event::Left(nick) => {
                 self.users.retain(|user| nick_key(user) != nick_key(nick));
-                self.notice(Role::Notice, &format!("{nick} left"));
+                self.conversation.notice(Kind::Presence, &texts.fill(S::Left, &[("nick", nick)]), now);
             }
-            Event::Message { msg, missed } => {
-                if self.away.before_message(*missed) {
-                    self.chat.append(&format::separator_line());
-                }
-                self.chat.append(&format::message_line(msg, &self.status.nick, self.utc_offset));
+            Event::Message { msg, missed } => self.conversation.message(msg, *missed),
+            Event::Queued { client_id, to, text } => self.conversation.queued(*client_id, to.as_deref(), text, now),
+            Event::Sent { client_id, id } => self.conversation.sent(*client_id, *id),
+            Event::Retry { client_id, reason, retry_in } => {
+                let secs = seconds_until(Instant::now() + *retry_in, Instant::now());
+                self.conversation.held(*client_id, reason, secs);
             }
-            Event::Sent { .. } | Event::Stopped => {}
+            Event::Failed { client_id, reason } => self.conversation.failed(*client_id, reason),
+            Event::Dropped { count, limit } => {
+                let (count, limit) = (count.to_string(), limit.to_string());
+                let text = texts.fill(S::Dropped, &[("count", &count), ("limit", &limit)]);
+                self.conversation.notice(Kind::Problem, &text, now);
+            }
             Event::Outbox(count) => self.status.outbox = *count,
             Event::Disconnected { reason, retry_in } => {
                 if self.status.link == Link::Connected {
-                    self.notice(Role::Problem, &format!("connection lost: {reason}"));
+                    let why = trouble_text(reason, texts);
+                    self.conversation.notice(Kind::Problem, &texts.fill(S::ConnectionLost, &[("reason", &why)]), now);
                     self.users.clear();
                 }
-                self.status.link = Link::Retrying { reason: reason.clone(), retry_in: *retry_in };
+                self.status.link = Link::Offline { reason: reason.clone(), retry_at: Instant::now() + *retry_in };
             }
             Event::Rejected { .. } if self.closing => {}
-            Event::Rejected { reason } => self.ask(&format!("cannot log in as {:?}: {reason}", self.status.nick)),
-            Event::Error { reason } => self.notice(Role::Problem, reason),
+            Event::Rejected { reason } => {
+                let (nick, why) = (format!("{:?}", self.status.nick), rejection_text(reason, texts));
+                self.ask(&texts.fill(S::CannotLogIn, &[("nick", &nick), ("reason", &why)]));
+            }
+            Event::Error { reason } => self.conversation.notice(Kind::Problem, reason, now),
+            Event::Stopped => {}
         }
         if event == Event::Stopped {
             if let Some(network) = self.network.take() {
@@ -264,21 +371,97 @@ impl App {
             format::sort_users(&mut self.users);
             self.chat.set_users(&self.users, &self.status.nick);
         }
+        if let Some(line) = event_line(&event) {
+            self.log(&line);
+        }
+    }
+
+    /// Draws what changed in the conversation, the marker, the failed
+    /// message's row and the status, after a batch of messages.
+    fn show_changes(&mut self) {
+        let changes = self.conversation.take_changes();
+        for change in &changes {
+            if let Change::Added(index) | Change::Changed(index) = *change {
+                let entry = &self.conversation.entries()[index];
+                let line = format!("window\tline\t{index}\t{}\t{}", entry.kind.name(), entry.line.text());
+                self.log(&line);
+            }
+        }
+        if self.chat.transcript.apply(&self.conversation, &changes) {
+            self.set_marker(true);
+        }
+        if !changes.is_empty() {
+            let failed = self.conversation.first_failed().map(|failed| {
+                let values = [("text", failed.text.as_str()), ("reason", failed.reason.as_str())];
+                match &failed.to {
+                    Some(nick) => self.texts.fill(S::FailedBarTo, &[values[0], values[1], ("nick", nick.as_str())]),
+                    None => self.texts.fill(S::FailedBar, &values),
+                }
+            });
+            self.chat.set_failed(failed.as_deref());
+        }
         self.refresh_status();
-        if let (Some(file), Some(line)) = (&mut self.event_log, event_line(&event)) {
+    }
+
+    /// The countdown, a new width, and the user reaching the end by
+    /// scrolling (the scrollbar's drag may not reach our handler).
+    fn on_tick(&mut self) {
+        self.chat.transcript.rewrap_if_resized(&self.conversation);
+        match (self.chat.transcript.follow, self.chat.transcript.end_in_view()) {
+            (false, true) => {
+                self.chat.transcript.follow = true;
+                self.set_marker(false);
+            }
+            // The conversation got shorter (a row appeared, the window shrank).
+            (true, false) => self.chat.transcript.scroll_to_end(),
+            _ => {}
+        }
+        if self.event_log.is_some() {
+            let first = self.chat.transcript.first_shown().map_or("-".into(), |index| index.to_string());
+            let view = format!("window\tview\t{first}\t{}", self.conversation.entries().len());
+            self.log_change(1, view);
+        }
+    }
+
+    fn set_marker(&mut self, shown: bool) {
+        if shown == self.marker {
+            return;
+        }
+        self.marker = shown;
+        let line = match self.chat.set_marker(shown) {
+            Some((x, y, w, h)) => format!("window\tmarker\tshown\t{x}\t{y}\t{w}\t{h}"),
+            None => "window\tmarker\thidden".into(),
+        };
+        self.log_change(2, line);
+    }
+
+    fn refresh_status(&mut self) {
+        let now = Instant::now();
+        let (indicator, text) = self.status.line(now, self.texts);
+        let line = format!("window\tstatus\t{}\t{text}", indicator.name());
+        let shown = (line.clone(), self.chat.status_width());
+        if shown != self.shown_status {
+            self.chat.set_title(&self.status.title(now, self.texts));
+            self.chat.set_status(indicator, &text);
+            self.shown_status = shown;
+            self.log_change(0, line);
+        }
+    }
+
+    /// Logs `line` if it differs from the last line of its kind.
+    fn log_change(&mut self, kind: usize, line: String) {
+        if line != self.logged[kind] {
+            self.log(&line);
+            self.logged[kind] = line;
+        }
+    }
+
+    fn log(&mut self, line: &str) {
+        if let Some(file) = &mut self.event_log {
             // One write per line, so a reader never sees half of one. A test
             // aid: a failure shows up as a missing line there.
             let _ = file.write_all(format!("{line}\n").as_bytes());
         }
-    }
-
-    fn notice(&mut self, role: Role, text: &str) {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
-        self.chat.append(&format::notice_line(now_ms, self.utc_offset, role, text));
-    }
-
-    fn refresh_status(&mut self) {
-        self.chat.set_title_and_status(&self.status.title(), &self.status.line());
     }
 
     /// After the windows are gone: let the network thread finish.
@@ -293,5 +476,31 @@ impl App {
             eprintln!("chat-client: {count} messages not sent yet; they are kept for {nick}'s next run");
         }
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_client::Language;
+
+    #[test]
+    fn a_message_the_library_would_refuse_is_explained_before_it_is_sent() {
+        let (english, spanish) = (Texts { language: Language::English }, Texts { language: Language::Spanish });
+        assert_eq!(check(english, None, "hola, ¿qué tal? à la café"), Ok(()));
+        assert_eq!(check(english, Some("bob"), "spaces are fine"), Ok(()));
+        assert_eq!(
+            check(english, None, "evil\u{202E}txt").unwrap_err(),
+            "message not sent: it contains a character that cannot be sent (U+202E)"
+        );
+        assert!(
+            check(spanish, None, &"é".repeat(2049)).unwrap_err().starts_with("mensaje no enviado: tiene 4098 bytes")
+        );
+        assert_eq!(
+            check(english, Some("no body"), "hi").unwrap_err(),
+            "message not sent: \"no body\" is not a valid nickname"
+        );
+        let zalgo = format!("a{}", "\u{0301}".repeat(9));
+        assert!(check(english, None, &zalgo).unwrap_err().starts_with("message not sent: message has more than"));
     }
 }

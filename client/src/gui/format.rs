@@ -1,10 +1,8 @@
-//! What the window says, decided without drawing: a message as a line of
-//! parts (time, names, text) with a stable colour per name, where the
-//! "while you were away" separator goes, the status bar and the title,
-//! the order of the users list, and the dialog's `host:port` and
-//! remembered values. Pure, so unit tests cover it without a display.
-
-use std::time::Duration;
+//! What a line of the conversation is made of, decided without drawing:
+//! a message as parts (time, names, text) with a stable colour per name,
+//! our own messages while they wait for the server, notices; the order of
+//! the users list, and the dialog's `host:port` and remembered values.
+//! Pure, so unit tests cover it without a display.
 
 use chat_client::ChatMsg;
 use chat_common::validate::nick_key;
@@ -21,6 +19,8 @@ pub enum Tone {
     Own,
     /// A direct message, to us or from us.
     Direct,
+    /// Our message, not yet stored by the server: greyed.
+    Pending,
 }
 
 /// What a part of a line is, which decides its colour and font.
@@ -44,6 +44,17 @@ pub struct Line {
     pub tone: Tone,
     /// Left to right.
     pub parts: Vec<(Role, String)>,
+    /// How many parts come before the text: a line too long for the window
+    /// wraps with its later rows starting under the first part after these
+    /// (a hanging indent), not under the time.
+    pub indent: usize,
+}
+
+impl Line {
+    /// The line as plain text, as the event log shows it.
+    pub fn text(&self) -> String {
+        self.parts.iter().map(|(_, part)| part.as_str()).collect()
+    }
 }
 
 /// `HH:MM` of a Unix time in milliseconds, `utc_offset` seconds east of UTC.
@@ -76,6 +87,17 @@ fn name(nick: &str) -> (Role, String) {
     (Role::Name(name_colour(nick)), nick.to_owned())
 }
 
+/// The time, the sender, the recipient if direct, and `": "`: the parts
+/// before a message's text.
+fn head(time_ms: u64, utc_offset: i64, from: &str, to: &str) -> Vec<(Role, String)> {
+    let mut parts = vec![(Role::Time, format!("{} ", clock(time_ms, utc_offset))), name(from)];
+    if !to.is_empty() {
+        parts.extend([(Role::Text, " → ".to_owned()), name(to)]);
+    }
+    parts.push((Role::Text, ": ".to_owned()));
+    parts
+}
+
 /// `HH:MM sender: text`, or `HH:MM sender → recipient: text` when direct.
 pub fn message_line(msg: &ChatMsg, me: &str, utc_offset: i64) -> Line {
     let tone = match (msg.to.is_empty(), nick_key(&msg.from) == nick_key(me)) {
@@ -83,12 +105,19 @@ pub fn message_line(msg: &ChatMsg, me: &str, utc_offset: i64) -> Line {
         (true, true) => Tone::Own,
         (true, false) => Tone::Public,
     };
-    let mut parts = vec![(Role::Time, format!("{} ", clock(msg.time_ms, utc_offset))), name(&msg.from)];
-    if !msg.to.is_empty() {
-        parts.extend([(Role::Text, " → ".to_owned()), name(&msg.to)]);
-    }
-    parts.push((Role::Text, format!(": {}", msg.text)));
-    Line { tone, parts }
+    let mut parts = head(msg.time_ms, utc_offset, &msg.from, &msg.to);
+    let indent = parts.len();
+    parts.push((Role::Text, msg.text.clone()));
+    Line { tone, parts, indent }
+}
+
+/// Our message as typed at `time_ms`, greyed, followed by how it stands
+/// (`"sending…"`, or why it is not sent, as `role`).
+pub fn pending_line(time_ms: u64, utc_offset: i64, me: &str, to: &str, text: &str, state: (Role, &str)) -> Line {
+    let mut parts = head(time_ms, utc_offset, me, to);
+    let indent = parts.len();
+    parts.extend([(Role::Text, text.to_owned()), (state.0, format!("  · {}", state.1))]);
+    Line { tone: Tone::Pending, parts, indent }
 }
 
 /// `HH:MM text`, for a [`Role::Notice`] or a [`Role::Problem`].
@@ -96,12 +125,13 @@ pub fn notice_line(time_ms: u64, utc_offset: i64, role: Role, text: &str) -> Lin
     Line {
         tone: Tone::Public,
         parts: vec![(Role::Time, format!("{} ", clock(time_ms, utc_offset))), (role, text.into())],
+        indent: 1,
     }
 }
 
 /// The line before messages missed while away.
-pub fn separator_line() -> Line {
-    Line { tone: Tone::Public, parts: vec![(Role::Separator, "— while you were away —".into())] }
+pub fn separator_line(text: &str) -> Line {
+    Line { tone: Tone::Public, parts: vec![(Role::Separator, text.into())], indent: 0 }
 }
 
 /// Puts the separator before the first of each run of missed messages, so
@@ -126,58 +156,6 @@ impl AwaySeparator {
     }
 }
 
-/// The connection, as the status bar and the title tell it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Link {
-    Connecting,
-    Connected,
-    /// Down because of `reason`; the next try is after `retry_in`.
-    Retrying {
-        reason: String,
-        retry_in: Duration,
-    },
-    /// The window was closed: sending what is left, then exiting.
-    Closing,
-}
-
-/// What the status bar and the title are made of.
-#[derive(Clone, Debug)]
-pub struct Status {
-    pub nick: String,
-    /// `host:port`.
-    pub server: String,
-    pub link: Link,
-    /// Messages typed and not yet confirmed by the server.
-    pub outbox: usize,
-}
-
-impl Status {
-    /// The status bar.
-    pub fn line(&self) -> String {
-        let Status { nick, server, outbox, .. } = self;
-        let messages = if *outbox == 1 { "1 message".into() } else { format!("{outbox} messages") };
-        let link = match &self.link {
-            Link::Connecting => format!("connecting to {server} as {nick}…"),
-            Link::Connected => format!("connected to {server} as {nick}"),
-            Link::Retrying { reason, retry_in } => format!("reconnecting in {} s… ({reason})", retry_in.as_secs_f64()),
-            Link::Closing if *outbox > 0 => return format!("closing: sending {messages} first…"),
-            Link::Closing => "closing…".into(),
-        };
-        if *outbox == 0 { link } else { format!("{link}   ·   {messages} waiting to be sent") }
-    }
-
-    /// The window title: the nickname and the state.
-    pub fn title(&self) -> String {
-        let state = match self.link {
-            Link::Connecting => "connecting",
-            Link::Connected => "connected",
-            Link::Retrying { .. } => "reconnecting",
-            Link::Closing => "closing",
-        };
-        format!("{} — {state} — hmac-chat", self.nick)
-    }
-}
-
 /// FLTK draws `@x` in a label as a symbol; `@@` is a plain `@`.
 pub fn label_text(text: &str) -> String {
     text.replace('@', "@@")
@@ -194,14 +172,13 @@ pub fn server_text(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
-/// Reads `host:port` or `[v6 address]:port`.
-pub fn parse_server(text: &str) -> Result<(String, u16), String> {
-    let bad = || format!("server: {text:?} is not host:port (e.g. 127.0.0.1:5555)");
-    let (host, port) = text.trim().rsplit_once(':').ok_or_else(bad)?;
+/// Reads `host:port` or `[v6 address]:port`; `None` for anything else.
+pub fn parse_server(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.trim().rsplit_once(':')?;
     let host = host.strip_prefix('[').and_then(|host| host.strip_suffix(']')).unwrap_or(host);
     match port.parse() {
-        Ok(port) if port != 0 && !host.is_empty() => Ok((host.to_owned(), port)),
-        _ => Err(bad()),
+        Ok(port) if port != 0 && !host.is_empty() => Some((host.to_owned(), port)),
+        _ => None,
     }
 }
 
@@ -222,7 +199,7 @@ mod tests {
     }
 
     fn text(line: &Line) -> String {
-        line.parts.iter().map(|(_, part)| part.as_str()).collect()
+        line.text()
     }
 
     #[test]
@@ -231,6 +208,15 @@ mod tests {
         assert_eq!(text(&line), "09:05 bob: hola");
         assert_eq!(line.tone, Tone::Public);
         assert_eq!(line.parts[1], (Role::Name(name_colour("bob")), "bob".into()));
+        assert_eq!(line.parts[line.indent], (Role::Text, "hola".into()), "wrapped rows hang under the text");
+    }
+
+    #[test]
+    fn a_pending_message_is_greyed_and_says_how_it_stands() {
+        let line = pending_line(1_795_856_742_000, 0, "ana", "bob", "psst", (Role::Notice, "sending…"));
+        assert_eq!((line.tone, text(&line).as_str()), (Tone::Pending, "09:05 ana → bob: psst  · sending…"));
+        assert_eq!(line.parts[line.indent], (Role::Text, "psst".into()));
+        assert_eq!(line.parts.last().unwrap().0, Role::Notice);
     }
 
     #[test]
@@ -286,24 +272,11 @@ mod tests {
         away.reconnected();
         assert!(away.before_message(true));
         assert!(!AwaySeparator::default().before_message(false));
-        assert_eq!(text(&separator_line()), "— while you were away —");
+        assert_eq!(text(&separator_line("— away —")), "— away —");
     }
 
     #[test]
-    fn the_status_bar_says_the_state_and_the_outbox() {
-        let mut status = Status { nick: "ana".into(), server: "h:1".into(), link: Link::Connected, outbox: 0 };
-        assert_eq!(status.line(), "connected to h:1 as ana");
-        assert_eq!(status.title(), "ana — connected — hmac-chat");
-        status.outbox = 2;
-        assert_eq!(status.line(), "connected to h:1 as ana   ·   2 messages waiting to be sent");
-        status.link = Link::Retrying { reason: "refused".into(), retry_in: Duration::from_millis(2500) };
-        status.outbox = 1;
-        assert_eq!(status.line(), "reconnecting in 2.5 s… (refused)   ·   1 message waiting to be sent");
-        assert_eq!(status.title(), "ana — reconnecting — hmac-chat");
-        status.link = Link::Closing;
-        assert_eq!(status.line(), "closing: sending 1 message first…");
-        (status.link, status.outbox) = (Link::Connecting, 0);
-        assert_eq!(status.line(), "connecting to h:1 as ana…");
+    fn labels_show_at_signs_as_typed() {
         assert_eq!(label_text("a@b"), "a@@b");
     }
 
@@ -316,13 +289,13 @@ mod tests {
 
     #[test]
     fn servers_are_host_colon_port() {
-        assert_eq!(parse_server("127.0.0.1:5555"), Ok(("127.0.0.1".into(), 5555)));
-        assert_eq!(parse_server(" chat.example.org:6000 "), Ok(("chat.example.org".into(), 6000)));
-        assert_eq!(parse_server("[::1]:7000"), Ok(("::1".into(), 7000)));
+        assert_eq!(parse_server("127.0.0.1:5555"), Some(("127.0.0.1".into(), 5555)));
+        assert_eq!(parse_server(" chat.example.org:6000 "), Some(("chat.example.org".into(), 6000)));
+        assert_eq!(parse_server("[::1]:7000"), Some(("::1".into(), 7000)));
         assert_eq!(server_text("::1", 7000), "[::1]:7000");
         assert_eq!(server_text("localhost", 5555), "localhost:5555");
         for bad in ["localhost", ":5555", "host:0", "host:http", "host:", "[::1]:99999"] {
-            assert_eq!(parse_server(bad), Err(format!("server: {bad:?} is not host:port (e.g. 127.0.0.1:5555)")));
+            assert_eq!(parse_server(bad), None, "{bad:?}");
         }
     }
 

@@ -3,17 +3,59 @@
 //! the library's, which runs on its own thread and reaches this one through
 //! fltk's channel.
 //!
-//! The parts: `app.rs` (the one message type, the loop, the dialog flow),
-//! `view.rs` (widgets and drawing), `format.rs` (what the lines, the status
-//! bar and the title say, and reading the dialog's values; unit-tested).
+//! The parts, each unit-tested where it decides something:
+//! - this file: the one [`Message`] type. It lives here, not in `app.rs`,
+//!   so that `view.rs` (whose callbacks emit it) and `app.rs` (which uses
+//!   the view) form no import cycle.
+//! - `app.rs`: the loop, the dialog flow, events → what to show.
+//! - `conversation.rs`: the lines, our messages from typed to stored.
+//! - `format.rs`: what a line is made of; the users list; `host:port`.
+//! - `status.rs`: the status bar's indicator and sentence, the countdown.
+//! - `strings.rs`: every text in English and Spanish.
+//! - `wrap.rs`: long lines into rows with a hanging indent.
+//! - `view.rs`: the widgets, no decisions; `transcript.rs`: the
+//!   conversation's widget and its scrolling.
 
 mod app;
+mod conversation;
 mod format;
+mod status;
+mod strings;
+mod transcript;
 mod view;
+mod wrap;
 
 use std::process::{Command, ExitCode};
 
-use chat_client::{Config, Key};
+use chat_client::{Config, Event, Key};
+
+/// Everything the loop handles. `app::channel` is one global queue, so
+/// this is the only type ever sent on it.
+#[derive(Clone)]
+pub enum Message {
+    /// From the network thread number `session`.
+    Net { session: u64, event: Event },
+    /// The dialog's Connect button, or Enter in the dialog.
+    Connect,
+    /// Enter in the input line.
+    Send,
+    /// Up in the input line.
+    Recall,
+    /// A double click in the users list.
+    PickUser,
+    /// A window's close button.
+    Close,
+    /// Four times a second: the countdown, the width, the scroll position.
+    Tick,
+    /// The user scrolled the conversation.
+    Scrolled,
+    /// The "new messages below" marker was clicked.
+    JumpToEnd,
+    /// "Send again" for the failed message shown.
+    SendAgain,
+    /// "Discard" for the failed message shown.
+    Discard,
+}
 
 /// Runs the window until it is closed; the exit code for the process.
 pub fn run(config: Config, key: Key) -> ExitCode {

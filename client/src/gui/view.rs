@@ -1,59 +1,33 @@
-//! The widgets, laid out with `Flex`: the start dialog and the chat window.
-//! A [`Line`] is drawn through a text buffer and a parallel style buffer
-//! (one style byte per text byte). No decisions here: callbacks only emit
-//! a [`Message`], and `app.rs` says what to show.
+//! The widgets, laid out with `Flex`: the start dialog and the chat
+//! window (conversation and users, the "new messages below" marker, the
+//! bar that offers to send a failed message again, the input line with its
+//! hint and Send button, and the status row with its coloured indicator).
+//! No decisions here: callbacks only emit a [`Message`], and `app.rs` says
+//! what to show, in the language of the [`Texts`] given.
 
 use fltk::app::{self, Sender};
 use fltk::browser::HoldBrowser;
-use fltk::button::ReturnButton;
-use fltk::enums::{Align, CallbackTrigger, Color, Event, Font, Key};
+use fltk::button::{Button, ReturnButton};
+use fltk::draw;
+use fltk::enums::{Align, CallbackTrigger, Color, Event, Font, FrameType, Key};
 use fltk::frame::Frame;
 use fltk::group::Flex;
 use fltk::input::Input;
 use fltk::prelude::*;
-use fltk::text::{StyleTableEntryExt, TextAttr, TextBuffer, TextDisplay, WrapMode};
 use fltk::window::Window;
 
 use chat_common::validate::nick_key;
 
-use super::app::Message;
-use super::format::{Line, PALETTE_LEN, Role, Tone, label_text, name_colour};
+use super::Message;
+use super::format::{label_text, name_colour};
+use super::status::{Indicator, elide};
+use super::strings::{S, Texts};
+use super::transcript::{PALETTE, TEXT_SIZE, Transcript};
 
-const TEXT_SIZE: i32 = 15;
-/// Name colours, dark enough to read on white and on the tinted lines.
-const PALETTE: [u32; PALETTE_LEN] = [0xc0392b, 0x1f62b0, 0x1e8449, 0x118c8c, 0xc85a00, 0x8e44ad, 0xb02a6e, 0x6d5d00];
-/// Styles per tone: the five roles that are not names, then the palette.
-const ROLES: usize = 5 + PALETTE_LEN;
-
-/// The style byte of a part: `'A'` + its index in [`style_table`].
-fn style(tone: Tone, role: Role) -> char {
-    let role = match role {
-        Role::Time => 0,
-        Role::Text => 1,
-        Role::Notice => 2,
-        Role::Problem => 3,
-        Role::Separator => 4,
-        Role::Name(colour) => 5 + colour % PALETTE_LEN,
-    };
-    // At most 3 × 13 styles, so the byte stays below 127 as FLTK requires.
-    char::from(b'A' + (tone as usize * ROLES + role) as u8)
-}
-
-/// Every style, in [`style`] order; own and direct lines are tinted to the right edge.
-fn style_table() -> Vec<StyleTableEntryExt> {
-    let tones = [(TextAttr::None, 0xffffff), (TextAttr::BgColorExt, 0xe6f0fb), (TextAttr::BgColorExt, 0xfcf1d6)];
-    let mut roles = vec![(0x808080, Font::Helvetica), (0x202020, Font::Helvetica), (0x707070, Font::HelveticaItalic)];
-    roles.extend([(0xb00020, Font::Helvetica), (0x1f62b0, Font::HelveticaBoldItalic)]);
-    roles.extend(PALETTE.map(|colour| (colour, Font::HelveticaBold)));
-    let entry = |(attr, bgcolor), (color, font)| StyleTableEntryExt {
-        color: Color::from_hex(color),
-        font,
-        size: TEXT_SIZE,
-        attr,
-        bgcolor: Color::from_hex(bgcolor),
-    };
-    tones.into_iter().flat_map(|tone| roles.iter().map(move |&role| entry(tone, role))).collect()
-}
+/// The status row's font size.
+const STATUS_SIZE: i32 = 13;
+/// The status row's height for one line of text; it takes two when needed.
+const STATUS_ROW: i32 = 20;
 
 /// The window callback also fires on Escape; only the close button closes.
 fn on_close(window: &mut Window, sender: &Sender<Message>) {
@@ -72,6 +46,13 @@ fn input(label: &str) -> Input {
     input
 }
 
+fn button(label: &str, sender: &Sender<Message>, message: Message) -> Button {
+    let mut button = Button::default().with_label(label);
+    button.set_label_size(TEXT_SIZE - 1);
+    button.emit(sender.clone(), message);
+    button
+}
+
 /// The start dialog: nickname, server, why we ask again, Connect.
 pub struct Dialog {
     window: Window,
@@ -81,18 +62,18 @@ pub struct Dialog {
 }
 
 impl Dialog {
-    pub fn new(sender: &Sender<Message>) -> Dialog {
-        let mut window = Window::default().with_size(420, 220).with_label("hmac-chat: connect").center_screen();
+    pub fn new(sender: &Sender<Message>, texts: Texts) -> Dialog {
+        let mut window = Window::default().with_size(440, 230).with_label(texts.get(S::DialogTitle)).center_screen();
         let mut column = Flex::default_fill().column();
         // The left margin holds the inputs' labels.
         column.set_margins(100, 20, 20, 16);
         column.set_pad(10);
-        let (nick, server) = (input("Nickname"), input("Server"));
+        let (nick, server) = (input(texts.get(S::Nickname)), input(texts.get(S::Server)));
         column.fixed(&nick, 32);
         column.fixed(&server, 32);
         let mut note = Frame::default().with_align(Align::Left | Align::Inside | Align::Wrap);
         note.set_label_color(Color::from_hex(0xb00020));
-        let mut connect = ReturnButton::default().with_label("Connect");
+        let mut connect = ReturnButton::default().with_label(texts.get(S::Connect));
         column.fixed(&connect, 34);
         column.end();
         window.end();
@@ -123,52 +104,95 @@ impl Dialog {
     }
 }
 
-/// The chat window: conversation and users side by side, then the input
-/// line and the status bar.
+/// The chat window.
 pub struct ChatWindow {
     window: Window,
-    conversation: TextDisplay,
-    text: TextBuffer,
-    /// One style byte per byte of `text`.
-    styles: TextBuffer,
-    /// We asked to scroll to the end. FLTK scrolls when it next draws, so
-    /// until then the end looks scrolled off although the user did nothing.
-    end_requested: bool,
+    column: Flex,
+    pub transcript: Transcript,
     users: HoldBrowser,
+    /// "new messages below ↓": shown while lines arrive out of view.
+    marker: Button,
+    /// The oldest failed message and its two buttons.
+    failed_row: Flex,
+    failed_label: Frame,
     input: Input,
+    status_row: Flex,
+    indicator: Frame,
     status: Frame,
 }
 
 impl ChatWindow {
-    pub fn new(sender: &Sender<Message>) -> ChatWindow {
+    pub fn new(sender: &Sender<Message>, texts: Texts) -> ChatWindow {
         let mut window = Window::default().with_size(900, 580).center_screen();
         window.size_range(480, 300, 0, 0);
         let mut column = Flex::default_fill().column();
         // The top margin holds the users list's label.
         column.set_margins(8, 26, 8, 4);
         column.set_pad(6);
+
         let mut row = Flex::default().row();
         row.set_pad(6);
-        let (text, styles) = (TextBuffer::default(), TextBuffer::default());
-        let mut conversation = TextDisplay::default();
-        conversation.set_buffer(text.clone());
-        conversation.set_highlight_data_ext(styles.clone(), style_table());
-        conversation.wrap_mode(WrapMode::AtBounds, 0);
-        let mut users = HoldBrowser::default().with_label("Online").with_align(Align::TopLeft);
+        let transcript = Transcript::new();
+        let mut users = HoldBrowser::default().with_label(texts.get(S::Online)).with_align(Align::TopLeft);
         users.set_text_size(TEXT_SIZE);
         row.fixed(&users, 150);
         row.end();
+
+        let mut marker = button(texts.get(S::NewBelow), sender, Message::JumpToEnd);
+        marker.set_color(Color::from_hex(0x1f62b0));
+        marker.set_label_color(Color::White);
+        column.fixed(&marker, 26);
+        marker.hide();
+
+        let mut failed_row = Flex::default().row();
+        failed_row.set_pad(6);
+        let mut failed_label = Frame::default().with_align(Align::Left | Align::Inside | Align::Clip);
+        failed_label.set_label_color(Color::from_hex(0xb00020));
+        failed_label.set_label_size(TEXT_SIZE - 1);
+        let send_again = button(texts.get(S::SendAgain), sender, Message::SendAgain);
+        let discard = button(texts.get(S::Discard), sender, Message::Discard);
+        failed_row.fixed(&send_again, 110);
+        failed_row.fixed(&discard, 100);
+        failed_row.end();
+        column.fixed(&failed_row, 30);
+        failed_row.hide();
+
+        let mut input_row = Flex::default().row();
+        input_row.set_pad(6);
         let mut input = input("");
-        column.fixed(&input, 34);
-        let mut status = Frame::default().with_align(Align::Left | Align::Inside);
-        status.set_label_size(13);
-        column.fixed(&status, 20);
+        // A plain button: Enter in the input sends already.
+        let mut send = Button::default().with_label(texts.get(S::Send));
+        send.set_label_size(TEXT_SIZE - 1);
+        input_row.fixed(&send, 100);
+        input_row.end();
+        column.fixed(&input_row, 34);
+
+        let mut status_row = Flex::default().row();
+        status_row.set_pad(4);
+        let mut indicator = Frame::default();
+        status_row.fixed(&indicator, 14);
+        let mut status = Frame::default().with_align(Align::Left | Align::Inside | Align::Wrap | Align::Clip);
+        status.set_label_size(STATUS_SIZE);
+        status_row.end();
+        column.fixed(&status_row, STATUS_ROW);
         column.end();
         window.end();
         window.resizable(&column);
 
+        // The hint, drawn over the empty input, cut with "…" if the window is narrow.
+        let hint = texts.get(S::Placeholder);
+        input.draw(move |input| {
+            if input.value().is_empty() {
+                draw::set_font(Font::HelveticaItalic, TEXT_SIZE);
+                let fits = elide(hint, f64::from(input.w() - 16), draw::width);
+                draw::set_draw_color(Color::from_hex(0x8a8a8a));
+                let shown = fits.as_deref().unwrap_or(hint);
+                draw::draw_text2(shown, input.x() + 8, input.y(), input.w() - 16, input.h(), Align::Left);
+            }
+        });
         input.set_trigger(CallbackTrigger::EnterKeyAlways);
         input.emit(sender.clone(), Message::Send);
+        send.emit(sender.clone(), Message::Send);
         let keys = sender.clone();
         input.handle(move |_, event| {
             let up = event == Event::KeyDown && app::event_key() == Key::Up;
@@ -177,14 +201,42 @@ impl ChatWindow {
             }
             up
         });
+        // The indicator: a dot in the frame's colour.
+        indicator.set_frame(FrameType::NoBox);
+        indicator.draw(|frame| {
+            draw::set_draw_color(frame.color());
+            draw::draw_pie(frame.x() + 1, frame.y() + frame.h() / 2 - 6, 12, 12, 0.0, 360.0);
+        });
         let clicks = sender.clone();
         users.set_callback(move |_| {
             if app::event_clicks() {
                 clicks.send(Message::PickUser)
             }
         });
+        // Scrolling by wheel, scrollbar or keys may leave or reach the end.
+        let scrolls = sender.clone();
+        let mut display = transcript.widget().clone();
+        display.handle(move |display, event| {
+            let keys = event == Event::KeyUp && display.has_focus();
+            if keys || matches!(event, Event::MouseWheel | Event::Released | Event::Drag) {
+                scrolls.send(Message::Scrolled);
+            }
+            false
+        });
         on_close(&mut window, sender);
-        ChatWindow { window, conversation, text, styles, end_requested: false, users, input, status }
+        ChatWindow {
+            window,
+            column,
+            transcript,
+            users,
+            marker,
+            failed_row,
+            failed_label,
+            input,
+            status_row,
+            indicator,
+            status,
+        }
     }
 
     pub fn show(&mut self) {
@@ -196,38 +248,90 @@ impl ChatWindow {
         self.window.hide();
     }
 
-    pub fn set_title_and_status(&mut self, title: &str, status: &str) {
+    pub fn set_title(&mut self, title: &str) {
         self.window.set_label(title);
-        self.status.set_label(&label_text(status));
     }
 
-    /// Empties the conversation, for a new nickname.
-    pub fn clear(&mut self) {
-        self.text.set_text("");
-        self.styles.set_text("");
-    }
-
-    /// Adds a line at the bottom, and scrolls to it unless the user has
-    /// scrolled up.
-    pub fn append(&mut self, line: &Line) {
-        let end = self.text.length();
-        // Drawing clears the damage, and with it our pending request;
-        // position_to_xy gives (0, 0) for a position scrolled out of view.
-        let follow = !self.window.shown()
-            || (self.end_requested && self.conversation.damage())
-            || self.conversation.position_to_xy(end) != (0, 0);
-        // The newline ends the previous line; its style never shows.
-        let (mut text, mut styles) = if end > 0 { ("\n".to_owned(), "B".to_owned()) } else { Default::default() };
-        for (role, part) in &line.parts {
-            text.push_str(part);
-            styles.extend(std::iter::repeat_n(style(line.tone, *role), part.len()));
+    /// The status row: the indicator's colour and the sentence, on two
+    /// lines if it needs them, shortened with "…" if two are not enough;
+    /// the whole of it is then a tooltip.
+    pub fn set_status(&mut self, indicator: Indicator, text: &str) {
+        let colour = match indicator {
+            Indicator::Connected => 0x1e8449,
+            Indicator::Connecting => 0xe0a000,
+            Indicator::Offline => 0xc0392b,
+            Indicator::Closing => 0x909090,
+        };
+        self.indicator.set_color(Color::from_hex(colour));
+        let width = f64::from(self.status.w() - 8);
+        let measure = |text: &str| {
+            draw::set_font(Font::Helvetica, STATUS_SIZE);
+            draw::width(text)
+        };
+        let (lines, shown) = match self.window.shown() {
+            false => (1, None),
+            true if measure(text) <= width => (1, None),
+            // Wrapping breaks at spaces, so two lines hold a little less than twice one.
+            true => (2, elide(text, 1.8 * width, measure)),
+        };
+        self.status.set_tooltip(if shown.is_some() { text } else { "" });
+        self.status.set_label(&label_text(shown.as_deref().unwrap_or(text)));
+        let height = STATUS_ROW + (lines - 1) * (STATUS_SIZE + 4);
+        if self.status_row.h() != height {
+            self.column.fixed(&self.status_row, height);
+            self.relayout();
         }
-        self.text.append(&text);
-        self.styles.append(&styles);
-        if follow {
-            self.conversation.set_insert_position(self.text.length());
-            self.conversation.show_insert_position();
-            self.end_requested = true;
+        self.window.redraw();
+    }
+
+    /// The status sentence's width, to fit it again when it changes.
+    pub fn status_width(&self) -> i32 {
+        self.status.w()
+    }
+
+    /// Shows or hides the "new messages below" marker; its place in the
+    /// window when shown (for the event log: tests click it).
+    pub fn set_marker(&mut self, shown: bool) -> Option<(i32, i32, i32, i32)> {
+        if shown != self.marker.visible() {
+            if shown {
+                self.marker.show()
+            } else {
+                self.marker.hide()
+            }
+            self.column.layout();
+        }
+        shown.then(|| (self.marker.x(), self.marker.y(), self.marker.w(), self.marker.h()))
+    }
+
+    /// Shows the oldest failed message with its buttons, or hides the row.
+    pub fn set_failed(&mut self, label: Option<&str>) {
+        match label {
+            Some(label) => {
+                self.failed_row.show();
+                self.relayout();
+                // Cut with "…" to fit; the whole of it is the tooltip.
+                let measure = |text: &str| {
+                    draw::set_font(Font::Helvetica, TEXT_SIZE - 1);
+                    draw::width(text)
+                };
+                let fits = elide(label, f64::from(self.failed_label.w() - 8), measure);
+                self.failed_label.set_label(&label_text(fits.as_deref().unwrap_or(label)));
+                self.failed_label.set_tooltip(label);
+            }
+            None => {
+                self.failed_row.hide();
+                self.relayout();
+            }
+        }
+    }
+
+    /// Lays the rows out again after one appeared or went, keeping the
+    /// end of the conversation in view if it was followed.
+    fn relayout(&mut self) {
+        self.column.layout();
+        self.window.redraw();
+        if self.transcript.follow {
+            self.transcript.scroll_to_end();
         }
     }
 
@@ -262,25 +366,17 @@ impl ChatWindow {
         let _ = self.input.set_position(end);
         let _ = self.input.set_mark(end);
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Gives the keyboard back to the input (after a button took it).
+    pub fn focus_input(&mut self) {
+        let _ = self.input.take_focus();
+    }
 
-    #[test]
-    fn every_style_byte_names_its_entry_in_the_table() {
-        let table = style_table();
-        let roles = [Role::Time, Role::Text, Role::Notice, Role::Problem, Role::Separator];
-        let roles: Vec<Role> = roles.into_iter().chain((0..PALETTE_LEN).map(Role::Name)).collect();
-        let bytes: Vec<char> = [Tone::Public, Tone::Own, Tone::Direct]
-            .iter()
-            .flat_map(|&tone| roles.iter().map(move |&role| style(tone, role)))
-            .collect();
-        let expected: Vec<char> = (0..table.len()).map(|index| char::from(b'A' + index as u8)).collect();
-        assert_eq!(bytes, expected);
-        assert_eq!(style(Tone::Public, Role::Text), 'B', "the newline's style in append");
-        assert_eq!(table[usize::from(style(Tone::Direct, Role::Name(2)) as u8 - b'A')].attr, TextAttr::BgColorExt);
-        assert_eq!(table[usize::from(style(Tone::Own, Role::Time) as u8 - b'A')].attr, TextAttr::BgColorExt);
+    /// Keeps the input's text, selected, so the next keystroke replaces
+    /// it instead of adding to it.
+    pub fn select_input(&mut self) {
+        let _ = self.input.take_focus();
+        let _ = self.input.set_position(0);
+        let _ = self.input.set_mark(self.input.value().len() as i32);
     }
 }

@@ -18,7 +18,9 @@ fn messages_typed_with_no_server_are_kept_and_sent_once_by_the_next_run() {
     let state = temp_dir("outbox").join("ana");
 
     let mut ana = TestClient::start(port, &key_file, "ana", &state);
-    ana.expect("disconnected\tcannot connect to 127.0.0.1:");
+    let down = ana.expect("disconnected\t");
+    assert!(down.starts_with("disconnected\tserver not reachable at 127.0.0.1:"), "{down}");
+    assert!(down.contains("nothing answers on that port") && !down.contains("os error"), "plain words: {down}");
     ana.say("typed with no server");
     ana.say("/msg ana a note to myself");
     assert!(ana.quit().success(), "the end of input is a normal end even with unsent messages");
@@ -27,6 +29,9 @@ fn messages_typed_with_no_server_are_kept_and_sent_once_by_the_next_run() {
 
     let _server = TestServer::start_in(server_dir, port);
     let mut ana = TestClient::start(port, &key_file, "ana", &state);
+    // What the last run left is reported first, as not yet confirmed.
+    assert_eq!(ana.expect("queued\t"), "queued\t1\t*\ttyped with no server");
+    assert_eq!(ana.expect("queued\t"), "queued\t2\tana\ta note to myself");
     ana.expect("connected");
     ana.expect_msg("a note to myself");
     ana.say("typed after the restart");

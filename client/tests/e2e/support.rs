@@ -113,14 +113,26 @@ impl TestServer {
         TestServer::start_in(dir, 0)
     }
 
+    /// Starts a server with a new key and these flags (limits, say).
+    pub fn start_with(flags: &[&str]) -> TestServer {
+        let dir = temp_dir("server");
+        create_key(&dir.join("chat.key")).unwrap();
+        TestServer::spawn(dir, 0, flags)
+    }
+
     /// (Re)starts the server of `dir` on `port` (0: any free one).
     pub fn start_in(dir: PathBuf, port: u16) -> TestServer {
+        TestServer::spawn(dir, port, &[])
+    }
+
+    fn spawn(dir: PathBuf, port: u16, flags: &[&str]) -> TestServer {
         let log = File::options().create(true).append(true).open(dir.join("server.log")).unwrap();
         let mut child = Command::new(server_binary())
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--key-file"])
             .arg(dir.join("chat.key"))
             .arg("--data-dir")
             .arg(dir.join("data"))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -177,6 +189,22 @@ impl Msg {
     }
 }
 
+/// Runs `chat-client` with `args` to its end (it must not wait for
+/// input), and returns its exit code and its standard error.
+pub fn run_client(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child, "chat-client");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
 /// A running `chat-client --headless`, killed when dropped.
 pub struct TestClient {
     child: Child,
@@ -194,6 +222,12 @@ impl TestClient {
     /// Starts `nick` against `port` with `key_file`, keeping its state in
     /// `state_dir`.
     pub fn start(port: u16, key_file: &Path, nick: &str, state_dir: &Path) -> TestClient {
+        TestClient::start_with(port, key_file, nick, state_dir, &[])
+    }
+
+    /// [`TestClient::start`] with more flags, which win over the usual
+    /// ones (e.g. `--host localhost`).
+    pub fn start_with(port: u16, key_file: &Path, nick: &str, state_dir: &Path, more: &[&str]) -> TestClient {
         fs::create_dir_all(state_dir).unwrap();
         let log = File::options().create(true).append(true).open(state_dir.join("client.log")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
@@ -203,6 +237,7 @@ impl TestClient {
             .arg("--state-dir")
             .arg(state_dir)
             .args(["--retry-secs", RETRY_SECS])
+            .args(more)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)
