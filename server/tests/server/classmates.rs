@@ -265,6 +265,7 @@ fn falling_behind_is_bounded_in_bytes() {
     let server = TestServer::start(&["--mailbox-bytes", "10000"]);
     let (away, token) = server.register("away");
     drop(away);
+    server.wait_log(&["away", "disconnected"]);
     let (mut alice, _) = server.register("alice");
     for n in 1..=30 {
         alice.say(n, "", &"b".repeat(1000));

@@ -122,6 +122,9 @@ fn a_full_mailbox_drops_the_oldest_and_says_how_many() {
     let (mut alice, _) = server.register("alice");
     let (bob, bob_token) = server.register("bob");
     drop(bob);
+    // Gone for the server too: a round for a connection still open would
+    // take the notice with it.
+    server.wait_log(&["bob", "disconnected"]);
     for n in 1..=8 {
         alice.say(n, "", &format!("m{n}"));
         sent(&mut alice);
