@@ -389,7 +389,9 @@ impl ClientMsg {
         Self::read(frame.kind(), frame.payload())
     }
 
-    fn read(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
+    /// Decodes a payload whose tag nobody may have checked: only for
+    /// text that shows traffic ([`describe_unverified`], [`crate::trace`]).
+    pub(crate) fn read(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
         let mut fields = Fields::new(payload);
         let message = match kind {
             kind::LOGIN => ClientMsg::Login {
@@ -460,7 +462,9 @@ impl ServerMsg {
         Self::read(frame.kind(), frame.payload())
     }
 
-    fn read(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
+    /// Decodes a payload whose tag nobody may have checked: only for
+    /// text that shows traffic ([`describe_unverified`], [`crate::trace`]).
+    pub(crate) fn read(kind: u8, payload: &[u8]) -> Result<Self, ProtocolError> {
         let mut fields = Fields::new(payload);
         let message = match kind {
             kind::WELCOME => {

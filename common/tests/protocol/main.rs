@@ -1,6 +1,7 @@
 //! Integration tests of the wire protocol: the documented test vectors,
-//! decoder robustness, and the handshake over real loopback sockets.
+//! decoder robustness, the trace format, and the handshake over real loopback sockets.
 
 mod decode;
 mod handshake;
+mod trace;
 mod vectors;
