@@ -119,7 +119,7 @@ fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> LinkEve
         return stopped();
     }
     let mut timed = Deadline { stream: &stream, deadline };
-    let side = match client_handshake(&mut timed, &dial.key, &dial.nick, Some(&dial.token)) {
+    let side = match client_handshake(&mut timed, &dial.key, &dial.nick, Some(&dial.token), None) {
         Ok(side) => side,
         Err(err) => return handshake_failure(err),
     };

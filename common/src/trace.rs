@@ -61,6 +61,11 @@ pub struct Seen<'a> {
     pub peer: &'a str,
 }
 
+/// What a program gives the handshake to watch its frames (`--trace`):
+/// called once per frame sent or received, with its bytes (length prefix
+/// included) and what the program concluded about it.
+pub type Watch<'a> = &'a mut dyn FnMut(Direction, &[u8], Verdict<'_>);
+
 /// The name of a kind byte, if the protocol defines it.
 pub fn kind_name(kind: u8) -> Option<&'static str> {
     Some(match kind {

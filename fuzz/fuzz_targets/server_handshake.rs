@@ -141,7 +141,7 @@ fuzz_target!(|data: &[u8]| {
         interrupt: flags & 4 != 0,
         interrupted_last: false,
     };
-    let result = server_handshake(&mut wire, &KEY, lookup);
+    let result = server_handshake(&mut wire, &KEY, lookup, None);
 
     let sent = frames_written(&wire.written);
     let accepted = sent.iter().any(|frame| matches!(frame, Handshake::Accept { .. }));

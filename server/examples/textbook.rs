@@ -110,9 +110,12 @@ fn serve(shared: &Shared, stream: TcpStream, conn: u64) {
     let (chat, key) = (&shared.0, &shared.1);
     let peer = stream.peer_addr().map_or("?".into(), |addr| addr.to_string());
     let mut timed = Deadline { stream: &stream, deadline: Instant::now() + HANDSHAKE_TIMEOUT };
-    let side = match server_handshake(&mut timed, key, |nick| {
-        chat.lock().unwrap().users.get(&nick_key(nick)).map(|u| u.verifier)
-    }) {
+    let side = match server_handshake(
+        &mut timed,
+        key,
+        |nick| chat.lock().unwrap().users.get(&nick_key(nick)).map(|u| u.verifier),
+        None,
+    ) {
         Ok(side) => side,
         Err(err) => return log(Level::Warn, &peer, format_args!("handshake failed: {err}")),
     };

@@ -64,10 +64,15 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
     let deadline = accepted + shared.config.handshake_timeout;
     let mut timed = Deadline { stream: &stream, deadline };
     let mut claimed = String::new();
-    let handshake = server_handshake(&mut timed, &shared.key, |nick| {
-        claimed = nick.to_string();
-        shared.state().verifier(nick)
-    });
+    let handshake = server_handshake(
+        &mut timed,
+        &shared.key,
+        |nick| {
+            claimed = nick.to_string();
+            shared.state().verifier(nick)
+        },
+        None,
+    );
     let side = match handshake {
         Ok(side) => side,
         Err(err) => {

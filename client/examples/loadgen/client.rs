@@ -38,7 +38,8 @@ impl Client {
             None => OwnerToken { token: random_bytes().map_err(|e| fail("token", &e))?, accepted: false },
         };
         let token = owned.token;
-        let side = client_handshake(&mut stream, &server.key, nick, Some(&owned)).map_err(|e| fail("handshake", &e))?;
+        let side =
+            client_handshake(&mut stream, &server.key, nick, Some(&owned), None).map_err(|e| fail("handshake", &e))?;
         let register = (!side.registered).then(|| token_verifier(&token));
         let mut client = Client {
             stream,

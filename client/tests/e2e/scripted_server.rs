@@ -143,7 +143,7 @@ fn write(stream: &mut TcpStream, sealer: &mut Sealer, messages: &[ServerMsg]) ->
 fn serve(mut stream: TcpStream, connection: usize, key: &Key, script: Script, shared: &Mutex<Shared>) {
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     let lookup = |nick: &str| shared.lock().unwrap().verifiers.get(&nick_key(nick)).copied();
-    let Ok(side) = server_handshake(&mut stream, key, lookup) else { return };
+    let Ok(side) = server_handshake(&mut stream, key, lookup, None) else { return };
     let (nick, mut sealer, mut opener) = (side.nick, side.sealer, side.opener);
     // The SEND this session waits for after a RETRY; every other is refused.
     let mut holding: Option<u64> = None;

@@ -11,6 +11,7 @@ use chat_common::auth::{self, Key, Opener, Sealer};
 use chat_common::frame::{Deadline, read_frame};
 use chat_common::handshake::{OwnerToken, ServerSide, client_handshake, server_handshake};
 use chat_common::message::Handshake;
+use chat_common::trace::{Seen, Verdict, handshake_line};
 use chat_common::{Error, ProtocolError};
 
 fn pair() -> (TcpStream, TcpStream) {
@@ -31,9 +32,9 @@ fn run(
     verifier: Option<[u8; 32]>,
 ) -> (Result<(Sealer, Opener), Error>, Result<ServerSide, Error>) {
     let (mut client, mut server) = pair();
-    let server_thread = thread::spawn(move || server_handshake(&mut server, &server_key, |_| verifier));
-    let client_result =
-        client_handshake(&mut client, &client_key, "alice", token.as_ref()).map(|side| (side.sealer, side.opener));
+    let server_thread = thread::spawn(move || server_handshake(&mut server, &server_key, |_| verifier, None));
+    let client_result = client_handshake(&mut client, &client_key, "alice", token.as_ref(), None)
+        .map(|side| (side.sealer, side.opener));
     drop(client);
     (client_result, server_thread.join().unwrap())
 }
@@ -115,7 +116,7 @@ fn client_detects_a_fake_server_that_lacks_the_key() {
         Handshake::Accept { tag }.encode(&mut out);
         server.write_all(&out).unwrap();
     });
-    let result = client_handshake(&mut client, &Key([1; 32]), "alice", None);
+    let result = client_handshake(&mut client, &Key([1; 32]), "alice", None, None);
     assert!(matches!(result, Err(Error::ServerProofFailed)), "{result:?}");
     fake.join().unwrap();
 }
@@ -124,7 +125,7 @@ fn client_detects_a_fake_server_that_lacks_the_key() {
 #[test]
 fn server_refuses_a_challenge_reflected_as_proof() {
     let (mut client, mut server) = pair();
-    let server_thread = thread::spawn(move || server_handshake(&mut server, &Key([1; 32]), |_| None));
+    let server_thread = thread::spawn(move || server_handshake(&mut server, &Key([1; 32]), |_| None, None));
     let mut hello = Vec::new();
     Handshake::Hello { version: 1, nonce: [4; 32], nick: "x".into() }.encode(&mut hello);
     client.write_all(&hello).unwrap();
@@ -142,7 +143,7 @@ fn trickling_bytes_does_not_extend_the_deadline() {
     let started = Instant::now();
     let server_thread = thread::spawn(move || {
         let mut stream = Deadline { stream: &server, deadline: Instant::now() + Duration::from_millis(600) };
-        server_handshake(&mut stream, &Key([1; 32]), |_| None)
+        server_handshake(&mut stream, &Key([1; 32]), |_| None, None)
     });
     // A 200-byte HELLO announced, then one byte every 100 ms.
     client.write_all(&200u32.to_be_bytes()).unwrap();
@@ -162,7 +163,7 @@ fn trickling_bytes_does_not_extend_the_deadline() {
 #[test]
 fn unsupported_version_is_refused_with_a_reason() {
     let (mut client, mut server) = pair();
-    let server_thread = thread::spawn(move || server_handshake(&mut server, &Key([1; 32]), |_| None));
+    let server_thread = thread::spawn(move || server_handshake(&mut server, &Key([1; 32]), |_| None, None));
     let mut hello = Vec::new();
     Handshake::Hello { version: 9, nonce: [4; 32], nick: "x".into() }.encode(&mut hello);
     client.write_all(&hello).unwrap();
@@ -187,7 +188,7 @@ fn client_refuses_its_own_nonce_echoed() {
         Handshake::Challenge { nonce, registered: false }.encode(&mut out);
         server.write_all(&out).unwrap();
     });
-    let result = client_handshake(&mut client, &Key([1; 32]), "alice", None);
+    let result = client_handshake(&mut client, &Key([1; 32]), "alice", None, None);
     assert!(matches!(result, Err(Error::Protocol(ProtocolError::EqualNonces))), "{result:?}");
     echo.join().unwrap();
 }
@@ -226,14 +227,14 @@ fn the_key_and_the_token_never_cross_the_wire() {
     let mut server = Recorder { stream: server, sent: wire.clone() };
     let server_key = key.clone();
     let server_thread = thread::spawn(move || {
-        let side = server_handshake(&mut server, &server_key, |_| Some(auth::token_verifier(&token))).unwrap();
+        let side = server_handshake(&mut server, &server_key, |_| Some(auth::token_verifier(&token)), None).unwrap();
         let mut frame = Vec::new();
         let mut sealer = side.sealer;
         sealer.seal(0x27, b"", &mut frame);
         server.write_all(&frame).unwrap();
     });
     let owned = OwnerToken { token, accepted: true };
-    let mut side = client_handshake(&mut client, &key, "alice", Some(&owned)).unwrap();
+    let mut side = client_handshake(&mut client, &key, "alice", Some(&owned), None).unwrap();
     let mut frame = Vec::new();
     side.sealer.seal(0x13, b"", &mut frame);
     client.write_all(&frame).unwrap();
@@ -246,4 +247,63 @@ fn the_key_and_the_token_never_cross_the_wire() {
             assert!(!wire.windows(8).any(|w| w == window), "8 bytes of a secret crossed the wire");
         }
     }
+}
+
+/// Both sides' traces of a handshake: (direction arrow, kind and verdict).
+fn traced(client_key: Key, server_key: Key) -> (Vec<String>, Vec<String>) {
+    let (mut client, mut server) = pair();
+    let server_thread = thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut watch = |direction, frame: &[u8], verdict: Verdict<'_>| {
+            let seen = Seen { unix_ms: 0, direction, peer: "127.0.0.1:50000" };
+            lines.push(handshake_line(&seen, frame, verdict));
+        };
+        let _ = server_handshake(&mut server, &server_key, |_| None, Some(&mut watch));
+        lines
+    });
+    let mut lines = Vec::new();
+    let mut watch = |direction, frame: &[u8], verdict: Verdict<'_>| {
+        let seen = Seen { unix_ms: 0, direction, peer: "127.0.0.1:5555" };
+        lines.push(handshake_line(&seen, frame, verdict));
+    };
+    let _ = client_handshake(&mut client, &client_key, "alice", None, Some(&mut watch));
+    drop(client);
+    // "00:00:00.000 → PEER - " before the kind.
+    let short = |lines: Vec<String>| {
+        lines.iter().map(|line| line.splitn(5, ' ').skip(1).collect::<Vec<_>>().join(" ")).collect()
+    };
+    (short(lines), short(server_thread.join().unwrap()))
+}
+
+#[test]
+fn the_watch_sees_every_handshake_frame_with_its_verdict() {
+    let key = Key([1; 32]);
+    let (client, server) = traced(key.clone(), key);
+    let kinds = |lines: &[String]| {
+        lines.iter().map(|line| line.split(' ').nth(3).unwrap_or("").to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(kinds(&client), ["HELLO", "CHALLENGE", "PROOF", "ACCEPT"], "{client:?}");
+    assert_eq!(kinds(&server), ["HELLO", "CHALLENGE", "PROOF", "ACCEPT"], "{server:?}");
+    assert!(
+        client[0].starts_with("→ 127.0.0.1:5555 - HELLO len=41 version=1 nonce=") && client[0].ends_with(" nick=alice")
+    );
+    assert!(client[1].starts_with("← ") && client[1].ends_with(" registered=no"), "{client:?}");
+    assert!(
+        client[2].starts_with("→ ")
+            && client[2].ends_with(" ✓")
+            && client[3].starts_with("← ")
+            && client[3].ends_with(" ✓")
+    );
+    assert!(
+        server[0].starts_with("← 127.0.0.1:50000 - HELLO") && server[2].starts_with("← ") && server[2].ends_with(" ✓")
+    );
+
+    let (client, server) = traced(Key([1; 32]), Key([2; 32]));
+    assert!(server[2].starts_with("← 127.0.0.1:50000 - PROOF len=33 tag="), "{server:?}");
+    assert!(server[2].ends_with(" ✗ authentication failed (wrong key or owner token)"), "{server:?}");
+    assert_eq!(server[3], "→ 127.0.0.1:50000 - FAIL len=24 reason=\"authentication failed\"");
+    assert_eq!(
+        client[3],
+        "← 127.0.0.1:5555 - FAIL len=24 reason=\"authentication failed\" ✗ server refused: authentication failed"
+    );
 }

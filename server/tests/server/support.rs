@@ -263,7 +263,7 @@ impl TestClient {
         stream.set_read_timeout(Some(PATIENCE))?;
         // Tests pass tokens as not yet accepted, so one call can register.
         let owned = token.map(|token| OwnerToken { token: *token, accepted: false });
-        let side = client_handshake(&mut stream, key, nick, owned.as_ref())?;
+        let side = client_handshake(&mut stream, key, nick, owned.as_ref(), None)?;
         let reader = BufReader::new(stream.try_clone()?);
         Ok(TestClient {
             stream,
