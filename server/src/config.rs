@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chat_common::validate::validate_nick;
 use chat_common::{DEFAULT_KEY_FILE, DEFAULT_PORT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_FRAME_LEN, MAX_TEXT_LEN};
 
 /// Stack of every thread the server starts: small, so that 10,000
@@ -63,6 +64,8 @@ pub struct Config {
     pub compact_bytes: u64,
     /// Start even if a journal record is damaged: cut it off, keeping a copy.
     pub repair: bool,
+    /// `--trace`: a nickname or `all`, whose frames are shown on stderr.
+    pub trace: Option<String>,
     /// Rewrite the journal under the key in this file, then exit. (Boxed:
     /// a `PathBuf` would make `Parsed::Run` too large for clippy.)
     pub rekey: Option<Box<std::path::Path>>,
@@ -95,6 +98,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(30),
             compact_bytes: 8 << 20,
             repair: false,
+            trace: None,
             rekey: None,
         }
     }
@@ -114,6 +118,8 @@ Usage: chat-server [OPTIONS]
   --memory                 keep everything in memory, as the original did
                            (same as --data-dir \"\"): a restart loses users and mail
   -v, --verbose            log message texts, not only their metadata
+  --trace NICK|all         show every frame of NICK's connections (or of all) on
+                           stderr, one line each (docs/PROTOCOL.md, \"Frame traces\")
   --max-frame BYTES        largest frame accepted [default: 65536]
   --max-text BYTES         largest message text [default: 4096]
   --handshake-secs S       time to finish the handshake, from connect [default: 10]
@@ -212,6 +218,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--compact-bytes" => config.compact_bytes = number(flag, &value()?, 1024)?,
             "--write-timeout-secs" => config.write_timeout = seconds(flag, &value()?)?,
             "--repair" => config.repair = true,
+            "--trace" => {
+                let who = value()?;
+                if who != "all" {
+                    validate_nick(&who).map_err(|why| format!("--trace: {why}; give a nickname or all"))?;
+                }
+                config.trace = Some(who);
+            }
             "--rekey" => config.rekey = Some(PathBuf::from(value()?).into()),
             name => {
                 let hint = if name.starts_with('-') { "unknown flag" } else { "unexpected argument" };
@@ -266,6 +279,8 @@ mod tests {
         assert!(run(&["--port", "70000"]).unwrap_err().starts_with("--port: expected a whole number"));
         assert!(run(&["--idle-secs", "-1"]).unwrap_err().starts_with("--idle-secs: expected seconds"));
         assert!(run(&["--max-text", "65536"]).unwrap_err().contains("does not fit"));
+        assert!(run(&["--trace", "a b"]).unwrap_err().starts_with("--trace: nickname may not contain ' '"));
+        assert_eq!(run(&["--trace=all"]).unwrap().trace.as_deref(), Some("all"));
         assert_eq!(run(&["--help"]).unwrap_err(), "help");
     }
 }

@@ -40,6 +40,7 @@ use chat_common::message::{Outgoing, ServerMsg, kind};
 use crate::config::THREAD_STACK;
 use crate::pool::Pool;
 use crate::state::{Connection, State};
+use crate::trace::Tracer;
 
 /// The state as the server holds it: online users are reached through their
 /// [`Conn`].
@@ -298,6 +299,8 @@ pub struct Context {
     pub write_timeout: Duration,
     /// `--mailbox`, for the overflow notice.
     pub mailbox: usize,
+    /// `--trace`: shows the frames each round seals; `None` costs one branch.
+    pub trace: Option<Tracer>,
 }
 
 /// Starts the writer pool: one thread per core (at least two).
@@ -317,6 +320,9 @@ fn round(context: &Arc<Context>, conn: &Arc<Conn>) {
     // for a sealer.
     if let Some(sealer) = lock(&conn.sealer).as_mut() {
         seal_round(context, conn, work, sealer, &mut buf);
+    }
+    if let Some(tracer) = &context.trace {
+        tracer.sent(&conn.nick, &buf);
     }
     // The socket's send timeout is POOL_WRITE: a write blocked that long is
     // handed over, not retried.
@@ -399,6 +405,9 @@ fn own_thread(context: &Arc<Context>, conn: &Arc<Conn>, unwritten: Vec<u8>) {
             buf.clear();
             if let Some(sealer) = lock(&conn.sealer).as_mut() {
                 seal_round(&context, &conn, work, sealer, &mut buf);
+            }
+            if let Some(tracer) = &context.trace {
+                tracer.sent(&conn.nick, &buf);
             }
         }
     });

@@ -17,13 +17,14 @@
 //! - [`presence`]: the shared list behind JOINED and LEFT.
 //! - [`journal`]: the append-only file that makes SENT mean "on disk".
 //! - [`console`]: the teacher's commands on standard input.
+//! - [`trace`]: `--trace`, every frame of chosen connections on stderr.
 //! - [`config`]: flags, defaults and `--help`.
 //!
 //! The arrows between modules point one way: listener → session →
-//! {shared, delivery, state}; shared → {delivery, journal}; delivery →
-//! {state, pool}; state → {mail, presence, journal}; journal, mail, pool,
-//! presence, slots and config use nothing of the server (a test checks
-//! there is no cycle). `docs/ARCHITECTURE.md` walks through how they fit.
+//! {shared, delivery, state, trace}; shared → {delivery, journal};
+//! delivery → {state, pool, trace}; state → {mail, presence, journal};
+//! journal, mail, pool, presence, slots, trace and config use nothing of
+//! the server (a test checks there is no cycle). `docs/ARCHITECTURE.md` walks through how they fit.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -38,6 +39,7 @@ pub mod session;
 pub mod shared;
 pub mod slots;
 pub mod state;
+pub mod trace;
 
 use std::fs;
 use std::io;
@@ -138,8 +140,12 @@ impl Server {
     /// cannot be written), then accepts connections until the process ends.
     pub fn run(self) -> io::Result<()> {
         let state = Arc::new(Mutex::new(self.state));
-        let context =
-            Context { state: state.clone(), write_timeout: self.config.write_timeout, mailbox: self.config.mailbox };
+        let context = Context {
+            state: state.clone(),
+            write_timeout: self.config.write_timeout,
+            mailbox: self.config.mailbox,
+            trace: trace::Tracer::new(self.config.trace.as_deref()),
+        };
         let writers = delivery::start_pool(context)?;
         let shared = Arc::new(Shared::new(self.config, self.key, state, self.journal, writers));
         let ticker = shared.clone();

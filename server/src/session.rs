@@ -14,6 +14,7 @@ use chat_common::frame::{Deadline, read_frame};
 use chat_common::handshake::server_handshake;
 use chat_common::log::{Clip, Level, log, unix_ms};
 use chat_common::message::{ClientMsg, Handshake, Outgoing, ServerMsg, kind};
+use chat_common::trace::{Direction, Verdict, Watch};
 use chat_common::validate::{validate_nick, validate_text};
 use chat_common::{Error, ProtocolError};
 
@@ -21,11 +22,16 @@ use crate::delivery::{Conn, POOL_WRITE};
 use crate::shared::Shared;
 use crate::slots::{Slot, address_key};
 use crate::state::{LoginRequest, Stored};
+use crate::trace::Tracer;
 
 /// Bytes read from the socket at a time. One page: measured, 64 KiB made
 /// no difference to throughput (a read costs little next to a wake-up),
 /// but every idle connection kept it.
 pub const READ_BUFFER: usize = 4 * 1024;
+
+/// Where `--trace` shows a connection's sealed frames: the tracer, and the
+/// nickname; `None` when this connection is not traced.
+type Traced<'a> = Option<(&'a Tracer, &'a str)>;
 
 /// Reads, verifies and decodes one client frame; `Ok(None)` on a clean close.
 fn read_msg<R: Read>(
@@ -33,13 +39,21 @@ fn read_msg<R: Read>(
     opener: &mut Opener,
     max: usize,
     buf: &mut Vec<u8>,
+    trace: Traced<'_>,
 ) -> Result<Option<ClientMsg>, Error> {
     if !read_frame(reader, max, buf)? {
         return Ok(None);
     }
     // SECURITY: a frame reaches the decoder only as `Verified`: its tag and sequence number checked first.
-    let frame = opener.open(buf)?;
-    Ok(Some(ClientMsg::decode(&frame)?))
+    let opened = opener.open(buf);
+    if let Some((tracer, nick)) = trace {
+        let verdict = match &opened {
+            Ok(_) => Verdict::Verified,
+            Err(err) => Verdict::Failed(err),
+        };
+        tracer.received(nick, buf, verdict);
+    }
+    Ok(Some(ClientMsg::decode(&opened?)?))
 }
 
 /// Why reading stopped, in words for the log.
@@ -64,6 +78,8 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
     let deadline = accepted + shared.config.handshake_timeout;
     let mut timed = Deadline { stream: &stream, deadline };
     let mut claimed = String::new();
+    let tracer = Tracer::new(shared.config.trace.as_deref());
+    let mut watch = tracer.as_ref().map(|tracer| tracer.handshake(peer));
     let handshake = server_handshake(
         &mut timed,
         &shared.key,
@@ -71,13 +87,13 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
             claimed = nick.to_string();
             shared.state().verifier(nick)
         },
-        None,
+        watch.as_mut().map(|watch| watch as Watch<'_>),
     );
     let side = match handshake {
         Ok(side) => side,
         Err(err) => {
             if matches!(err, Error::HandshakeTimeout) {
-                fail_late(&stream, "handshake timed out");
+                fail_late(&stream, "handshake timed out", watch.as_mut().map(|watch| watch as Watch<'_>));
             }
             let nick = if claimed.is_empty() { String::new() } else { format!(" as {claimed:?}") };
             return log(Level::Warn, peer, format_args!("handshake failed{nick}: {err}"));
@@ -88,7 +104,8 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
     let idle = shared.config.idle_timeout;
     // Read unbuffered (`read_frame` takes exactly one frame), so nothing of
     // the next frame is left in a buffer that is thrown away.
-    let (last_seen, register) = match read_msg(&mut timed, &mut opener, shared.config.max_frame, &mut buf) {
+    let traced = tracer.as_ref().filter(|tracer| tracer.wants(&side.nick)).map(|tracer| (tracer, side.nick.as_str()));
+    let (last_seen, register) = match read_msg(&mut timed, &mut opener, shared.config.max_frame, &mut buf, traced) {
         Ok(Some(ClientMsg::Login { last_seen, register })) => (last_seen, register),
         Ok(Some(other)) => {
             return log(Level::Warn, peer, format_args!("closed: expected LOGIN, got kind 0x{:02x}", other.kind()));
@@ -121,7 +138,7 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
     let login = shared.state().login(request, conn.clone(), unix_ms());
     let login = match login {
         Ok(login) => login,
-        Err(reason) => return reject(&stream, &mut sealer, peer, &side.nick, reason),
+        Err(reason) => return reject(&stream, &mut sealer, peer, &side.nick, reason, traced),
     };
     // A registration must be on disk before WELCOME confirms it. If the
     // disk is full it is undone: the client, which saw no WELCOME, comes
@@ -149,7 +166,7 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
 
     conn.start(shared.writers.clone(), sealer);
     let mut reader = BufReader::with_capacity(READ_BUFFER, &*stream);
-    let reason = read_loop(shared, &nick, &conn, &mut reader, &mut opener);
+    let reason = read_loop(shared, &nick, &conn, &mut reader, &mut opener, traced.map(|(tracer, _)| tracer));
     shared.state().logout(&nick, &conn);
     conn.close(&reason);
     let reason = conn.closed_because().unwrap_or(reason);
@@ -158,20 +175,26 @@ pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64,
 
 /// Tells a peer whose handshake deadline passed why it is closed; the
 /// handshake's own writes cannot, since they share that deadline.
-fn fail_late(mut stream: &TcpStream, reason: &str) {
+fn fail_late(mut stream: &TcpStream, reason: &str, watch: Option<Watch<'_>>) {
     let mut frame = Vec::new();
     Handshake::Fail { reason: reason.into() }.encode(&mut frame);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = stream.write_all(&frame);
+    if let Some(watch) = watch {
+        watch(Direction::Sent, &frame, Verdict::Sealed);
+    }
 }
 
 /// Sends REJECT on the still writer-less connection and logs it.
-fn reject(mut stream: &TcpStream, sealer: &mut Sealer, peer: SocketAddr, nick: &str, reason: String) {
+fn reject(mut stream: &TcpStream, sealer: &mut Sealer, peer: SocketAddr, nick: &str, reason: String, trace: Traced) {
     log(Level::Warn, peer, format_args!("login as {nick:?} rejected: {reason}"));
     let mut frame = Vec::new();
     let msg = Outgoing::new(&ServerMsg::Reject { reason });
     sealer.seal(msg.kind, &msg.payload, &mut frame);
     let _ = stream.write_all(&frame);
+    if let Some((tracer, nick)) = trace {
+        tracer.sent(nick, &frame);
+    }
 }
 
 /// Reads frames until the connection ends; returns why it ended. SENDs
@@ -183,7 +206,9 @@ fn read_loop(
     conn: &Arc<Conn>,
     reader: &mut BufReader<&TcpStream>,
     opener: &mut Opener,
+    tracer: Option<&Tracer>,
 ) -> String {
+    let traced = tracer.map(|tracer| (tracer, nick));
     let mut buf = Vec::new();
     let mut staged = false;
     // After a RETRY for this client id, every later SEND of the session is
@@ -194,7 +219,7 @@ fn read_loop(
             shared.commit();
             staged = false;
         }
-        let msg = match read_msg(reader, opener, shared.config.max_frame, &mut buf) {
+        let msg = match read_msg(reader, opener, shared.config.max_frame, &mut buf, traced) {
             Ok(Some(msg)) => msg,
             Ok(None) => return "closed by the client".into(),
             Err(err) => {

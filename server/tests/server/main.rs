@@ -14,3 +14,4 @@ mod operator;
 mod presence;
 mod support;
 mod textbook;
+mod trace;

@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chat_common::auth::{Key, Opener, Sealer, token_verifier};
+use chat_common::auth::{Key, Opener, Sealer, token_verifier, transcript_hash};
 use chat_common::frame::read_frame;
 use chat_common::handshake::{OwnerToken, client_handshake};
 use chat_common::keyfile::create_key;
 use chat_common::message::{ChatMsg, ClientMsg, ServerMsg};
 use chat_common::random::random_bytes;
+use chat_common::trace::Verdict;
 use chat_common::{Error, MAX_FRAME_LEN};
 
 /// How long any single wait in a test may take before it counts as a bug.
@@ -237,6 +238,8 @@ pub struct TestClient {
     buf: Vec<u8>,
     /// What the CHALLENGE said.
     pub registered: bool,
+    /// SHA-256 of HELLO and CHALLENGE, from which the session keys come.
+    pub transcript: [u8; 32],
     /// Messages read while looking for another kind, in arrival order.
     skipped: VecDeque<ServerMsg>,
 }
@@ -263,7 +266,10 @@ impl TestClient {
         stream.set_read_timeout(Some(PATIENCE))?;
         // Tests pass tokens as not yet accepted, so one call can register.
         let owned = token.map(|token| OwnerToken { token: *token, accepted: false });
-        let side = client_handshake(&mut stream, key, nick, owned.as_ref(), None)?;
+        // HELLO and CHALLENGE, for tests that derive this session's keys.
+        let mut plain = Vec::new();
+        let mut watch = |_, frame: &[u8], _: Verdict<'_>| plain.push(frame.to_vec());
+        let side = client_handshake(&mut stream, key, nick, owned.as_ref(), Some(&mut watch))?;
         let reader = BufReader::new(stream.try_clone()?);
         Ok(TestClient {
             stream,
@@ -272,6 +278,7 @@ impl TestClient {
             opener: side.opener,
             buf: Vec::new(),
             registered: side.registered,
+            transcript: transcript_hash(&plain[0], &plain[1]),
             skipped: VecDeque::new(),
         })
     }
