@@ -14,7 +14,7 @@ use chat_common::{DEFAULT_KEY_FILE, DEFAULT_PORT};
 pub const USAGE: &str = "\
 usage: chat-client [--headless] [--nick NAME] [--host HOST] [--port PORT]
                    [--key-file FILE] [--state-dir DIR] [--retry-secs SECONDS]
-                   [--lang en|es] [--event-log FILE]
+                   [--lang en|es] [--trace] [--event-log FILE]
        chat-client --export-identity FILE --nick NAME [--key-file FILE] [--state-dir DIR]
        chat-client --import-identity FILE [--key-file FILE] [--state-dir DIR]
 
@@ -35,6 +35,8 @@ usage: chat-client [--headless] [--nick NAME] [--host HOST] [--port PORT]
                       overwritten); it cannot be used here until imported back
   --import-identity FILE
                       file the identity in FILE here; refuses to replace a different one
+  --trace             show every frame sent and received on stderr, one line each
+                      (docs/PROTOCOL.md, \"Frame traces\"); the window's F12 shows them too
   --event-log FILE    (for tests) the window also writes the events it shows to FILE,
                       one line each in the --headless output format, and what it draws
                       as lines starting with \"window\"
@@ -92,6 +94,8 @@ pub struct Config {
     pub language: Language,
     /// Move an identity out or in instead of chatting.
     pub identity: Option<IdentityMove>,
+    /// `--trace`: every frame as a line on stderr.
+    pub trace: bool,
 }
 
 /// The languages of the window.
@@ -176,6 +180,7 @@ impl Config {
             event_log: None,
             language: Language::English,
             identity: None,
+            trace: false,
         };
         let (mut state_dir, mut language) = (None, None);
         let mut args = args.into_iter();
@@ -185,15 +190,16 @@ impl Config {
                 Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
                 _ => (arg, None),
             };
-            if matches!(flag.as_str(), "--help" | "-h" | "--headless") {
+            if matches!(flag.as_str(), "--help" | "-h" | "--headless" | "--trace") {
                 if inline.is_some() {
                     return Err(format!("{flag} takes no value"));
                 }
-                if flag == "--headless" {
-                    config.headless = true;
-                    continue;
+                match flag.as_str() {
+                    "--headless" => config.headless = true,
+                    "--trace" => config.trace = true,
+                    _ => return Ok(Parsed::Help),
                 }
-                return Ok(Parsed::Help);
+                continue;
             }
             let known = [
                 "--nick",
@@ -304,6 +310,7 @@ mod tests {
             "--event-log",
             "/tmp/events",
             "--lang=es",
+            "--trace",
         ]);
         assert!(config.headless);
         assert_eq!(config.nick.as_deref(), Some("alice"));
@@ -314,6 +321,7 @@ mod tests {
         assert_eq!(config.event_log, Some(PathBuf::from("/tmp/events")));
         assert_eq!(config.language, Language::Spanish);
         assert_eq!(config.identity, None);
+        assert!(config.trace && !run(&[]).trace);
         let export = run(&["--export-identity", "ana.id", "--nick", "ana"]);
         assert_eq!(export.identity, Some(IdentityMove::Export(PathBuf::from("ana.id"))));
         let import = run(&["--import-identity=ana.id"]);
@@ -373,6 +381,7 @@ mod tests {
             (&["--retry-secs", "NaN"], "--retry-secs: NaN is out of range"),
             (&["--headless"], "--headless needs --nick NAME"),
             (&["--headless=yes"], "--headless takes no value"),
+            (&["--trace=all"], "--trace takes no value"),
             (&["--host="], "--host: the host is empty"),
             (&["--lang", "fr"], "--lang: \"fr\" is not a language here; use en or es"),
             (&["--export-identity", "f"], "--export-identity needs --nick NAME"),

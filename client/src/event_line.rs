@@ -46,7 +46,7 @@ pub fn event_line(event: &Event) -> Option<String> {
         }
         Event::Rejected { reason } => vec!["rejected".into(), reason.to_string()],
         Event::Error { reason } => vec!["error".into(), reason.clone()],
-        Event::Outbox(_) | Event::Stopped => return None,
+        Event::Outbox(_) | Event::Frame(_) | Event::Stopped => return None,
     };
     Some(fields.iter().map(|field| escape(field)).collect::<Vec<_>>().join("\t"))
 }

@@ -8,7 +8,8 @@
 //!
 //! Standard output, one line per event, in the format of
 //! [`chat_client::event_line`]; `--help` and docs/HEADLESS.md list every
-//! line. Diagnostics go to standard error. Exit codes: 0 normal end, 1
+//! line. Diagnostics go to standard error, and so do `--trace`'s lines
+//! (one per frame, docs/PROTOCOL.md's "Frame traces"). Exit codes: 0 normal end, 1
 //! login rejected, 2 bad arguments or key file.
 
 use std::io::{self, BufRead, Write};
@@ -33,6 +34,7 @@ chat-client: the commands, one a line:
 /// Runs until `/quit`, the end of input, or a final rejection.
 pub fn run(config: Config, key: Key) -> ExitCode {
     let (event_sender, events) = mpsc::channel();
+    let trace = config.trace;
     let handle = match start(config, key, move |event| drop(event_sender.send(event))) {
         Ok(handle) => handle,
         Err(err) => {
@@ -54,6 +56,8 @@ pub fn run(config: Config, key: Key) -> ExitCode {
         match event {
             Event::Rejected { .. } => rejected = true,
             Event::Outbox(count) => unsent = count,
+            // Trace lines are diagnostics: standard error, one write each.
+            Event::Frame(ref frame) if trace => drop(io::stderr().write_all(format!("{}\n", frame.line).as_bytes())),
             _ => {}
         }
         let Some(line) = event_line(&event) else { continue };

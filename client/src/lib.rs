@@ -37,6 +37,8 @@
 //! - `store`: the state directory (owner tokens, last id seen, outbox),
 //!   one subdirectory per shared key and nickname.
 //! - [`identity`]: moving a nickname's state to another computer.
+//! - `trace`: frames as trace lines ([`TracedFrame`]), only while tracing
+//!   is on, for `--trace` and the window's protocol pane.
 //! - `trouble`: why there is no connection ([`Trouble`]) or no login
 //!   ([`Rejection`]), as values each front end puts in its own words.
 //!
@@ -59,6 +61,7 @@ mod net;
 mod outbox;
 mod session;
 mod store;
+mod trace;
 mod trouble;
 
 pub use chat_common::auth::Key;
@@ -69,4 +72,5 @@ pub use input_line::{Input, InputError, parse_line};
 pub use net::{CommandSender, Handle, QUIT_GRACE, StartError, start};
 pub use session::{Command, Event};
 pub use store::StoreError;
+pub use trace::TracedFrame;
 pub use trouble::{Rejection, Trouble, Unreachable};

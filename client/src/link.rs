@@ -14,13 +14,16 @@ use chat_common::auth::{Key, Sealer};
 use chat_common::frame::{Deadline, read_frame};
 use chat_common::handshake::{OwnerToken, client_handshake};
 use chat_common::message::ServerMsg;
+use chat_common::trace::{Direction, Verdict};
 use chat_common::{Error, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_FRAME_LEN};
 
+use crate::trace::{TracedFrame, Tracer};
 use crate::trouble::{Rejection, Trouble, Unreachable, plain_io};
 
 /// What a connection thread reports, in this order: `Connected`, `Ready`,
 /// any number of `Message`s, and always one `Down` or `Refused` at the end
-/// (unless nobody listens any more).
+/// (unless nobody listens any more); while tracing, a `Frame` before the
+/// report each frame leads to.
 pub enum LinkEvent {
     /// TCP is up and the handshake is running; this clone lets the session
     /// cut the connection if it stops meanwhile.
@@ -35,6 +38,8 @@ pub enum LinkEvent {
     /// Retrying cannot help: the nickname belongs to someone else, or the
     /// server lost it.
     Refused(Rejection),
+    /// A frame, while tracing is on; before the event it led to.
+    Frame(TracedFrame),
 }
 
 /// Whom to connect to, as whom.
@@ -55,8 +60,8 @@ pub struct Dial {
 
 /// Runs one connection to its end. `report` returns false once nobody
 /// listens, and the thread then stops.
-pub fn run(dial: Dial, report: impl Fn(LinkEvent) -> bool) {
-    let end = connect_and_read(&dial, &report);
+pub fn run(dial: Dial, tracer: Tracer, report: impl Fn(LinkEvent) -> bool) {
+    let end = connect_and_read(&dial, &tracer, &report);
     report(end);
 }
 
@@ -101,7 +106,7 @@ fn handshake_failure(err: Error) -> LinkEvent {
     LinkEvent::Down(trouble)
 }
 
-fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> LinkEvent {
+fn connect_and_read(dial: &Dial, tracer: &Tracer, report: &impl Fn(LinkEvent) -> bool) -> LinkEvent {
     let stopped = || LinkEvent::Down(Trouble::Local("stopped".into()));
     let cannot_use = |err: io::Error| LinkEvent::Down(Trouble::Local(format!("cannot use the connection: {err}")));
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
@@ -119,7 +124,12 @@ fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> LinkEve
         return stopped();
     }
     let mut timed = Deadline { stream: &stream, deadline };
-    let side = match client_handshake(&mut timed, &dial.key, &dial.nick, Some(&dial.token), None) {
+    let mut watch = |direction, frame: &[u8], verdict: Verdict<'_>| {
+        if let Some(traced) = tracer.frame(direction, frame, true, verdict) {
+            report(LinkEvent::Frame(traced));
+        }
+    };
+    let side = match client_handshake(&mut timed, &dial.key, &dial.nick, Some(&dial.token), Some(&mut watch)) {
         Ok(side) => side,
         Err(err) => return handshake_failure(err),
     };
@@ -143,7 +153,14 @@ fn connect_and_read(dial: &Dial, report: &impl Fn(LinkEvent) -> bool) -> LinkEve
             Err(err) => return LinkEvent::Down(Trouble::BadFrame(err.to_string())),
         }
         // SECURITY: [P-13] verified before any field is looked at; a bad frame ends the connection.
-        let message = opener.open(&frame).and_then(|verified| ServerMsg::decode(&verified));
+        let opened = opener.open(&frame);
+        if tracer.is_on() {
+            let verdict = opened.as_ref().map_or_else(|err| Verdict::Failed(err), |_| Verdict::Verified);
+            if let Some(traced) = tracer.frame(Direction::Received, &frame, false, verdict) {
+                report(LinkEvent::Frame(traced));
+            }
+        }
+        let message = opened.and_then(|verified| ServerMsg::decode(&verified));
         let message = match message {
             Ok(message) => message,
             Err(err) => return LinkEvent::Down(Trouble::BadFrame(err.to_string())),

@@ -11,6 +11,8 @@ use std::fmt;
 use std::io::{self, Write};
 use std::mem;
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -20,12 +22,14 @@ use chat_common::auth::{Key, Sealer, token_verifier};
 use chat_common::handshake::OwnerToken;
 use chat_common::message::ClientMsg;
 use chat_common::random::random_bytes;
+use chat_common::trace::{Direction, Verdict};
 use chat_common::validate::validate_nick;
 
 use crate::config::Config;
 use crate::link::{self, Dial, LinkEvent, server_label};
 use crate::session::{Actions, Command, Event, Session};
 use crate::store::{Chat, Store, StoreError};
+use crate::trace::Tracer;
 use crate::trouble::{Rejection, Trouble, plain_io};
 
 /// How long [`Command::Quit`] waits for the outbox to empty.
@@ -96,6 +100,8 @@ pub struct Handle {
     commands: CommandSender,
     /// Joined by [`Handle::wait`].
     thread: JoinHandle<()>,
+    /// Tracing on or off, read by the threads for every frame.
+    trace: Arc<AtomicBool>,
 }
 
 impl Handle {
@@ -107,6 +113,11 @@ impl Handle {
     /// A sender for another thread (e.g. one reading standard input).
     pub fn sender(&self) -> CommandSender {
         self.commands.clone()
+    }
+
+    /// Turns frame traces ([`Event::Frame`]) on or off, from the next frame.
+    pub fn set_trace(&self, on: bool) {
+        self.trace.store(on, Ordering::Relaxed);
     }
 
     /// Waits for the network thread to end (after [`Event::Stopped`]).
@@ -138,9 +149,11 @@ pub fn start(config: Config, key: Key, sink: impl Fn(Event) + Send + 'static) ->
     let (outbox, last_seen) = (store.load_outbox()?, store.load_last_seen()?);
     let session = Session::new(server_label(&config.host, config.port), outbox, last_seen, config.retry);
     let (sender, inputs) = mpsc::channel();
+    let trace = Arc::new(AtomicBool::new(config.trace));
     let driver = Driver {
         session,
         store,
+        tracer: Tracer::new(trace.clone(), server_label(&config.host, config.port), 1),
         dial: Dial { host: config.host, port: config.port, key, nick, token },
         retry: config.retry,
         sink,
@@ -151,7 +164,7 @@ pub fn start(config: Config, key: Key, sink: impl Fn(Event) + Send + 'static) ->
         quit_by: None,
     };
     let thread = thread::Builder::new().name("chat-session".into()).spawn(move || driver.run());
-    Ok(Handle { commands: CommandSender(sender), thread: thread.map_err(StartError::Thread)? })
+    Ok(Handle { commands: CommandSender(sender), thread: thread.map_err(StartError::Thread)?, trace })
 }
 
 /// The connection as the session thread sees it.
@@ -169,6 +182,8 @@ struct Driver<F> {
     session: Session,
     /// Where the session's state is saved.
     store: Store,
+    /// Traces the current connection's frames while tracing is on.
+    tracer: Tracer,
     /// What each connection thread needs; the token is updated on WELCOME.
     dial: Dial,
     /// Time between connection attempts.
@@ -286,6 +301,8 @@ impl<F: Fn(Event)> Driver<F> {
                 }
             }
             LinkEvent::Refused(rejection) => return Err(rejection),
+            // Out at once, before the events the frame leads to.
+            LinkEvent::Frame(traced) => (self.sink)(Event::Frame(traced)),
             LinkEvent::Down(trouble) => self.drop_link(trouble, actions),
         }
         Ok(())
@@ -325,13 +342,26 @@ impl<F: Fn(Event)> Driver<F> {
         };
         let mut frames = Vec::new();
         let mut payload = Vec::new();
+        // Where each frame starts, while tracing.
+        let mut starts = Vec::new();
+        let tracing = self.tracer.is_on();
         for message in messages {
             payload.clear();
             message.encode_payload(&mut payload);
+            if tracing {
+                starts.push(frames.len());
+            }
             sealer.seal(message.kind(), &payload, &mut frames);
         }
         match (&*stream).write_all(&frames) {
-            Ok(()) => *last_write = Instant::now(),
+            Ok(()) => {
+                *last_write = Instant::now();
+                let ends = starts.iter().skip(1).copied().chain([frames.len()]);
+                for (start, end) in starts.iter().zip(ends) {
+                    let traced = self.tracer.frame(Direction::Sent, &frames[*start..end], false, Verdict::Sealed);
+                    traced.into_iter().for_each(|traced| (self.sink)(Event::Frame(traced)));
+                }
+            }
             Err(err) => {
                 let mut actions = Actions::default();
                 self.drop_link(Trouble::Lost(format!("cannot send to the server: {}", plain_io(&err))), &mut actions);
@@ -346,8 +376,12 @@ impl<F: Fn(Event)> Driver<F> {
         let (sender, generation) = (self.sender.clone(), self.generation);
         let dial = self.dial.clone();
         let report = move |event| sender.send(Input::Link(generation, event)).is_ok();
-        let spawned =
-            thread::Builder::new().name(format!("chat-link-{generation}")).spawn(move || link::run(dial, report));
+        // Connections are numbered from 1; a failed attempt takes a number too.
+        self.tracer = self.tracer.numbered(generation + 1);
+        let tracer = self.tracer.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("chat-link-{generation}"))
+            .spawn(move || link::run(dial, tracer, report));
         if let Err(err) = spawned {
             let mut actions = Actions::default();
             self.drop_link(Trouble::Local(format!("cannot start a connection thread: {err}")), &mut actions);

@@ -15,6 +15,7 @@ use chat_common::validate::{validate_nick, validate_text};
 use chat_common::{ACK_AFTER, ACK_DELAY, MAX_TEXT_LEN};
 
 use crate::outbox::Outbox;
+use crate::trace::TracedFrame;
 use crate::trouble::{Rejection, Trouble};
 
 /// What the UI asks the network thread to do.
@@ -63,6 +64,8 @@ pub enum Event {
     /// Something failed that does not end the session (a message we could
     /// not accept, the state not saved, the server's ERROR about no message).
     Error { reason: String },
+    /// A frame sent or received, while tracing is on ([`crate::Handle::set_trace`]).
+    Frame(TracedFrame),
     /// The network thread has ended, after a quit or a rejection. Always the last event.
     Stopped,
 }

@@ -354,6 +354,8 @@ impl App {
                 self.ask(&texts.fill(S::CannotLogIn, &[("nick", &nick), ("reason", &why)]));
             }
             Event::Error { reason } => self.conversation.notice(Kind::Problem, reason, now),
+            Event::Frame(frame) if self.config.trace => eprintln!("{}", frame.line),
+            Event::Frame(_) => {}
             Event::Stopped => {}
         }
         if event == Event::Stopped {

@@ -19,3 +19,4 @@ mod retry;
 mod scripted_server;
 mod support;
 mod three_clients;
+mod trace;
