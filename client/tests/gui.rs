@@ -453,3 +453,61 @@ fn the_window_speaks_spanish_under_a_spanish_locale() {
     assert!(window.log().iter().any(|line| line == "connected\tgui_es"));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+impl Display {
+    /// Gives the keyboard to the window whose title matches `title` and
+    /// presses `key` (an xdotool key name, such as `F12` or `Up`).
+    fn press(&self, title: &str, key: &str) {
+        let window = self.window_id(title);
+        self.xdotool(&["windowfocus", "--sync", &window]);
+        self.xdotool(&["key", key]);
+    }
+}
+
+#[test]
+fn f12_opens_the_protocol_pane_which_lists_each_frame_as_it_goes_and_shows_its_bytes() {
+    let _turn = DISPLAY_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = temp_dir("pane");
+    let server = TestServer::start();
+    let display = Display::open();
+    let mut window = Window::start(&display, &server, &dir.join("gui_ana"), &["--nick", "gui_ana"]);
+    window.expect("connected\tgui_ana", "");
+    // Nothing is traced while the pane is closed.
+    display.type_line("gui_ana", "before the pane");
+    window.expect("msg\t", "\tgui_ana\t*\tbefore the pane");
+
+    display.press("gui_ana", "F12");
+    window.expect("window\tpane\tshown", "");
+    display.type_line("gui_ana", "watch this frame");
+    let is_send = |line: &str| {
+        line.starts_with("window\tframe\tsent\t")
+            && line.contains(" → 127.0.0.1:")
+            && line.contains(" SEND len=69 client_id=2 to=* text=\"watch this frame\" tag=")
+            && line.ends_with(" ✓")
+    };
+    window.wait_for("the SEND in the pane", is_send);
+    let is_sent =
+        |line: &str| line.starts_with("window\tframe\treceived\t") && line.contains(" SENT len=57 client_id=2 ");
+    window.wait_for("its SENT in the pane", is_sent);
+    let log = window.log();
+    let frames: Vec<&String> = log.iter().filter(|line| line.starts_with("window\tframe\t")).collect();
+    assert!(frames[0].starts_with("window\tframe\tconnection\t— connection 1"), "{frames:?}");
+    assert!(!frames.iter().any(|line| line.contains("before the pane")), "{frames:?}");
+    let (send, sent) = (log.iter().position(|line| is_send(line)), log.iter().position(|line| is_sent(line)));
+    assert!(send < sent, "the SEND is listed before its SENT");
+
+    // The arrow keys select a frame; its bytes are shown by part.
+    display.press("hmac-chat: protocol", "Down");
+    let bytes = window.wait_for("a frame's bytes", |line| line.starts_with("window\tbytes\t"));
+    assert!(bytes.contains("\tlength 0..4 seq 4..12 kind 12..13 payload 13.."), "{bytes}");
+
+    // Closed again, the pane lists nothing more.
+    display.press("hmac-chat: protocol", "F12");
+    window.expect("window\tpane\thidden", "");
+    display.type_line("gui_ana", "after the pane");
+    window.expect("msg\t", "\tgui_ana\t*\tafter the pane");
+    assert!(!window.log().iter().any(|line| line.starts_with("window\tframe\t") && line.contains("after the pane")));
+    display.type_line("gui_ana", "/quit");
+    assert!(window.child.wait_exit("the window").success());
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,8 +8,10 @@
 //! With `--event-log`, besides each event's headless line, the window logs
 //! what it draws, for tests that cannot read pixels: `window line INDEX
 //! KIND TEXT` for each line added or changed, `window status COLOUR TEXT`,
-//! `window marker shown X Y W H` or `window marker hidden`, and `window
-//! view FIRST LINES` (the first line in view, and how many there are).
+//! `window marker shown X Y W H` or `window marker hidden`, `window view
+//! FIRST LINES` (the first line in view, and how many there are), and for
+//! the protocol pane `window pane shown|hidden`, `window frame TONE LINE`
+//! for each row listed and `window bytes ROW PARTS` for a frame selected.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -18,13 +20,16 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fltk::app::{self, Sender};
 
-use chat_client::{Command, Config, Event, Handle, Input, InputError, Key, StartError, event_line, parse_line, start};
+use chat_client::{
+    Command, Config, Event, Handle, Input, InputError, Key, StartError, TracedFrame, event_line, parse_line, start,
+};
 use chat_common::validate::{nick_key, validate_nick, validate_text};
 use chat_common::{DEFAULT_PORT, MAX_TEXT_LEN};
 
 use super::Message;
 use super::conversation::{Change, Conversation, Kind};
 use super::format::{self};
+use super::pane::Pane;
 use super::status::{Link, Status, rejection_text, seconds_until, trouble_text};
 use super::strings::{S, Texts};
 use super::view::{ChatWindow, Dialog};
@@ -42,6 +47,8 @@ struct App {
     sender: Sender<Message>,
     dialog: Dialog,
     chat: ChatWindow,
+    /// The protocol pane (F12).
+    pane: Pane,
     /// The network thread, until it reports [`Event::Stopped`].
     network: Option<Handle>,
     /// Number of the current network thread; older threads' events are stale.
@@ -106,6 +113,7 @@ pub fn run(config: Config, key: Key, utc_offset: i64) -> ExitCode {
     let (sender, receiver) = app::channel::<Message>();
     let status = Status { nick: String::new(), server: String::new(), link: Link::Connecting, outbox: 0 };
     let (dialog, chat) = (Dialog::new(&sender, texts), ChatWindow::new(&sender, texts));
+    let pane = Pane::new(&sender, texts);
     let ticks = sender.clone();
     app::add_timeout3(TICK_SECS, move |handle| {
         ticks.send(Message::Tick);
@@ -118,6 +126,7 @@ pub fn run(config: Config, key: Key, utc_offset: i64) -> ExitCode {
         sender,
         dialog,
         chat,
+        pane,
         network: None,
         session: 0,
         status,
@@ -177,6 +186,7 @@ impl App {
         });
         let why = match started {
             Ok(network) => {
+                network.set_trace(self.config.trace || self.pane.shown());
                 self.network = Some(network);
                 None
             }
@@ -236,6 +246,12 @@ impl App {
                 self.chat.transcript.follow = true;
                 self.chat.transcript.scroll_to_end();
                 self.set_marker(false);
+            }
+            Message::TogglePane => self.toggle_pane(),
+            Message::PickFrame => {
+                if let Some((row, parts)) = self.pane.show_selected() {
+                    self.log(&format!("window\tbytes\t{row}\t{parts}"));
+                }
             }
             Message::SendAgain | Message::Discard => {
                 self.chat.focus_input();
@@ -354,8 +370,7 @@ impl App {
                 self.ask(&texts.fill(S::CannotLogIn, &[("nick", &nick), ("reason", &why)]));
             }
             Event::Error { reason } => self.conversation.notice(Kind::Problem, reason, now),
-            Event::Frame(frame) if self.config.trace => eprintln!("{}", frame.line),
-            Event::Frame(_) => {}
+            Event::Frame(frame) => return self.on_frame(frame.clone()),
             Event::Stopped => {}
         }
         if event == Event::Stopped {
@@ -375,6 +390,34 @@ impl App {
         }
         if let Some(line) = event_line(&event) {
             self.log(&line);
+        }
+    }
+
+    /// F12: the protocol pane opens (and the library starts tracing) or
+    /// closes (and it stops, unless `--trace` wants every frame anyway).
+    fn toggle_pane(&mut self) {
+        if self.pane.shown() {
+            self.pane.hide();
+        } else {
+            self.pane.show();
+        }
+        if let Some(network) = &self.network {
+            network.set_trace(self.config.trace || self.pane.shown());
+        }
+        let line = format!("window\tpane\t{}", if self.pane.shown() { "shown" } else { "hidden" });
+        self.log(&line);
+    }
+
+    /// A frame from the library: on stderr with `--trace`, and in the
+    /// protocol pane while it is shown.
+    fn on_frame(&mut self, frame: TracedFrame) {
+        if self.config.trace {
+            eprintln!("{}", frame.line);
+        }
+        if self.pane.shown() {
+            for row in self.pane.add(frame) {
+                self.log(&format!("window\tframe\t{}\t{}", row.tone, row.text));
+            }
         }
     }
 

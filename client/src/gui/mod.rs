@@ -14,11 +14,15 @@
 //! - `strings.rs`: every text in English and Spanish.
 //! - `wrap.rs`: long lines into rows with a hanging indent.
 //! - `view.rs`: the widgets, no decisions; `transcript.rs`: the
-//!   conversation's widget and its scrolling.
+//!   conversation's widget and its scrolling; `pane.rs`: the protocol
+//!   pane (F12), every frame as it goes, and `hexdump.rs` (pure) a
+//!   frame's bytes by part.
 
 mod app;
 mod conversation;
 mod format;
+mod hexdump;
+mod pane;
 mod status;
 mod strings;
 mod transcript;
@@ -55,6 +59,10 @@ pub enum Message {
     SendAgain,
     /// "Discard" for the failed message shown.
     Discard,
+    /// F12, or the status row's button: open or close the protocol pane.
+    TogglePane,
+    /// A frame was selected in the protocol pane.
+    PickFrame,
 }
 
 /// Runs the window until it is closed; the exit code for the process.

@@ -92,8 +92,19 @@ strings! {
     Failed: "not sent: {reason}", "no enviado: {reason}";
     Dropped: "{count} messages to you were dropped unread: your mailbox on the server was full (it keeps {limit})",
         "se descartaron {count} mensajes para ti sin leer: tu buzón en el servidor estaba lleno (guarda {limit})";
-    Help: "Commands:\n  TEXT: a message to everyone\n  /msg NICK TEXT: a private message to NICK (or double-click a name)\n  //TEXT: a message to everyone that starts with /\n  Up arrow: the last line again\n  /quiet: hide or show join and leave lines\n  /help: this list\n  /quit: send what is waiting, then close",
-        "Órdenes:\n  TEXTO: un mensaje para todos\n  /msg APODO TEXTO: un mensaje privado para APODO (o doble clic en un nombre)\n  //TEXTO: un mensaje para todos que empieza por /\n  Flecha arriba: la última línea otra vez\n  /quiet: oculta o muestra las entradas y salidas\n  /help: esta lista\n  /quit: envía lo pendiente y cierra";
+    Help: "Commands:\n  TEXT: a message to everyone\n  /msg NICK TEXT: a private message to NICK (or double-click a name)\n  //TEXT: a message to everyone that starts with /\n  Up arrow: the last line again\n  F12: the protocol pane, every frame as it goes\n  /quiet: hide or show join and leave lines\n  /help: this list\n  /quit: send what is waiting, then close",
+        "Órdenes:\n  TEXTO: un mensaje para todos\n  /msg APODO TEXTO: un mensaje privado para APODO (o doble clic en un nombre)\n  //TEXTO: un mensaje para todos que empieza por /\n  Flecha arriba: la última línea otra vez\n  F12: el panel del protocolo, cada trama según pasa\n  /quiet: oculta o muestra las entradas y salidas\n  /help: esta lista\n  /quit: envía lo pendiente y cierra";
+    PaneButton: "Frames (F12)", "Tramas (F12)";
+    PaneTitle: "hmac-chat: protocol", "hmac-chat: protocolo";
+    PaneHint: "Frames sent (→) and received (←) on this connection, from now on; select one to see its bytes",
+        "Tramas enviadas (→) y recibidas (←) en esta conexión, desde ahora; elige una para ver sus bytes";
+    PaneConnection: "— connection {n}: a new session, its own keys, sequence numbers from 0 —",
+        "— conexión {n}: una sesión nueva, con sus propias claves y números de secuencia desde 0 —";
+    Length: "length", "longitud";
+    Seq: "seq", "secuencia";
+    Kind: "kind", "tipo";
+    Payload: "payload", "carga";
+    Tag: "tag", "etiqueta";
     QuietOn: "join and leave lines are hidden; /quiet shows them again",
         "las entradas y salidas están ocultas; /quiet las vuelve a mostrar";
     QuietOff: "join and leave lines are shown", "se muestran las entradas y salidas";

@@ -1,7 +1,8 @@
 //! The widgets, laid out with `Flex`: the start dialog and the chat
 //! window (conversation and users, the "new messages below" marker, the
 //! bar that offers to send a failed message again, the input line with its
-//! hint and Send button, and the status row with its coloured indicator).
+//! hint and Send button, and the status row with its coloured indicator
+//! and the protocol pane's button).
 //! No decisions here: callbacks only emit a [`Message`], and `app.rs` says
 //! what to show, in the language of the [`Texts`] given.
 
@@ -36,6 +37,19 @@ fn on_close(window: &mut Window, sender: &Sender<Message>) {
         if app::event() == Event::Close {
             sender.send(Message::Close)
         }
+    });
+}
+
+/// F12 anywhere in the window opens or closes the protocol pane (none of
+/// its widgets takes that key).
+pub fn f12_toggles_the_pane(window: &mut Window, sender: &Sender<Message>) {
+    let keys = sender.clone();
+    window.handle(move |_, event| {
+        let f12 = matches!(event, Event::KeyDown | Event::Shortcut) && app::event_key() == Key::F12;
+        if f12 {
+            keys.send(Message::TogglePane);
+        }
+        f12
     });
 }
 
@@ -79,6 +93,8 @@ impl Dialog {
         window.end();
         connect.emit(sender.clone(), Message::Connect);
         on_close(&mut window, sender);
+        // Open before connecting, the pane shows the handshake too.
+        f12_toggles_the_pane(&mut window, sender);
         Dialog { window, nick, server, note }
     }
 
@@ -173,6 +189,12 @@ impl ChatWindow {
         status_row.fixed(&indicator, 14);
         let mut status = Frame::default().with_align(Align::Left | Align::Inside | Align::Wrap | Align::Clip);
         status.set_label_size(STATUS_SIZE);
+        let mut frames = button(texts.get(S::PaneButton), sender, Message::TogglePane);
+        frames.set_label_size(STATUS_SIZE - 1);
+        frames.set_frame(FrameType::FlatBox);
+        frames.set_label_color(Color::from_hex(0x1f62b0));
+        frames.clear_visible_focus();
+        status_row.fixed(&frames, 100);
         status_row.end();
         column.fixed(&status_row, STATUS_ROW);
         column.end();
@@ -224,6 +246,7 @@ impl ChatWindow {
             false
         });
         on_close(&mut window, sender);
+        f12_toggles_the_pane(&mut window, sender);
         ChatWindow {
             window,
             column,
