@@ -39,8 +39,9 @@
 //! - [`identity`]: moving a nickname's state to another computer.
 //! - `trace`: frames as trace lines ([`TracedFrame`]), only while tracing
 //!   is on, for `--trace` and the window's protocol pane.
-//! - `trouble`: why there is no connection ([`Trouble`]) or no login
-//!   ([`Rejection`]), as values each front end puts in its own words.
+//! - `trouble`: why there is no connection ([`Trouble`]), no login
+//!   ([`Rejection`]) or no key ([`KeyTrouble`]), as values each front end
+//!   puts in its own words.
 //!
 //! The `chat-client` binary adds `headless.rs` (stdin lines in, one event
 //! line per event out) and `gui/` (the FLTK window, behind the `gui` feature).
@@ -73,4 +74,4 @@ pub use net::{CommandSender, Handle, QUIT_GRACE, StartError, start};
 pub use session::{Command, Event};
 pub use store::StoreError;
 pub use trace::TracedFrame;
-pub use trouble::{Rejection, Trouble, Unreachable};
+pub use trouble::{KeyTrouble, Rejection, Trouble, Unreachable};

@@ -1,6 +1,7 @@
 //! The `chat-client` program: flags → key file → the headless mode, the
 //! window, or moving an identity. Bad flags, a bad key file or a refused
-//! identity move: one line on stderr, exit code 2.
+//! identity move: one line on stderr, exit code 2 (the window shows a bad
+//! key file in its dialog instead, with the path to change).
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "gui")]
@@ -11,7 +12,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use chat_client::config::USAGE;
-use chat_client::{Config, IdentityMove, Key, Parsed, identity};
+use chat_client::{Config, IdentityMove, Key, KeyTrouble, Parsed, identity};
 use chat_common::keyfile::load_key;
 
 /// Exit code for bad arguments or an unusable key file.
@@ -36,10 +37,16 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let key = match load_key(&config.key_file) {
+    // A client never makes a key: the only one that works is the server's.
+    let key = load_key(&config.key_file).map_err(|err| KeyTrouble::new(&err, std::env::current_dir().ok().as_deref()));
+    if !config.headless && config.identity.is_none() {
+        // The window explains a key file that cannot be used, and asks for another.
+        return run_window(config, key);
+    }
+    let key = match key {
         Ok(key) => key,
-        Err(err) => {
-            eprintln!("chat-client: {err}");
+        Err(trouble) => {
+            eprintln!("chat-client: {trouble}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -59,16 +66,16 @@ fn main() -> ExitCode {
             }
         };
     }
-    if config.headless { headless::run(config, key) } else { run_window(config, key) }
+    headless::run(config, key)
 }
 
 #[cfg(feature = "gui")]
-fn run_window(config: Config, key: Key) -> ExitCode {
+fn run_window(config: Config, key: Result<Key, KeyTrouble>) -> ExitCode {
     gui::run(config, key)
 }
 
 #[cfg(not(feature = "gui"))]
-fn run_window(_config: Config, _key: Key) -> ExitCode {
+fn run_window(_config: Config, _key: Result<Key, KeyTrouble>) -> ExitCode {
     eprintln!("chat-client: this build has no window (built without the gui feature); use --headless --nick NAME");
     ExitCode::from(EXIT_USAGE)
 }

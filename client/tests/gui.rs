@@ -511,3 +511,28 @@ fn f12_opens_the_protocol_pane_which_lists_each_frame_as_it_goes_and_shows_its_b
     assert!(window.child.wait_exit("the window").success());
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_missing_key_file_is_explained_in_the_dialog_whose_key_path_can_be_changed() {
+    let _turn = DISPLAY_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = temp_dir("key");
+    let server = TestServer::start();
+    let display = Display::open();
+    let missing = dir.join("missing.key");
+    let state = dir.join("gui_key");
+    let args = ["--nick", "gui_key", "--lang", "en"];
+    let mut window = Window::start_with_env(&display, server.port, &missing, &state, &args, &[]);
+    let note = window.wait_for("the dialog, saying why", |line| line.starts_with("window\tdialog\t"));
+    let said = format!("window\tdialog\tno key file at {}: copy the server's chat.key there", missing.display());
+    assert!(note.starts_with(&said), "{note}");
+    assert!(!note.contains("make") && !note.contains("new key"), "{note}");
+    // No connection is tried without a key.
+    assert!(!window.log().iter().any(|line| line.starts_with("disconnected\t") || line.starts_with("connected\t")));
+
+    // The key field has the keyboard, its text selected: typing replaces it.
+    display.type_line("hmac-chat: connect", server.key_file().to_str().unwrap());
+    window.expect("connected\tgui_key", "");
+    display.type_line("gui_key", "/quit");
+    assert!(window.child.wait_exit("the window").success());
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,5 +1,6 @@
 //! The loop that handles every [`Message`]: the dialog flow (ask, connect,
-//! ask again with the reason after a rejection), the input line, the
+//! ask again with the reason after a rejection or for a key file that
+//! cannot be used), the input line, the
 //! library's [`Event`]s (which the network thread sends through fltk's
 //! channel; its `send` wakes this thread), and a tick four times a second
 //! for the countdown, the window's width and the scroll position. Nothing
@@ -15,14 +16,17 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fltk::app::{self, Sender};
 
 use chat_client::{
-    Command, Config, Event, Handle, Input, InputError, Key, StartError, TracedFrame, event_line, parse_line, start,
+    Command, Config, Event, Handle, Input, InputError, Key, KeyTrouble, StartError, TracedFrame, event_line,
+    parse_line, start,
 };
+use chat_common::keyfile::load_key;
 use chat_common::validate::{nick_key, validate_nick, validate_text};
 use chat_common::{DEFAULT_PORT, MAX_TEXT_LEN};
 
@@ -30,9 +34,9 @@ use super::Message;
 use super::conversation::{Change, Conversation, Kind};
 use super::format::{self};
 use super::pane::Pane;
-use super::status::{Link, Status, rejection_text, seconds_until, trouble_text};
+use super::status::{Link, Status, key_text, rejection_text, seconds_until, trouble_text};
 use super::strings::{S, Texts};
-use super::view::{ChatWindow, Dialog};
+use super::view::{ChatWindow, Dialog, Field};
 
 /// In the state directory: the last nickname and server that connected.
 const LAST_LOGIN_FILE: &str = "last-login";
@@ -42,7 +46,8 @@ const TICK_SECS: f64 = 0.25;
 struct App {
     /// The flags; the dialog replaces nick, host and port.
     config: Config,
-    key: Key,
+    /// The shared key; `None` until a key file could be used.
+    key: Option<Key>,
     texts: Texts,
     sender: Sender<Message>,
     dialog: Dialog,
@@ -98,7 +103,7 @@ fn check(texts: Texts, to: Option<&str>, text: &str) -> Result<(), String> {
 }
 
 /// Runs the dialog and the chat window until the window is closed.
-pub fn run(config: Config, key: Key, utc_offset: i64) -> ExitCode {
+pub fn run(config: Config, key: Result<Key, KeyTrouble>, utc_offset: i64) -> ExitCode {
     let fltk_app = app::App::default().with_scheme(app::Scheme::Gtk);
     // Lighter than FLTK's default grey, so the white panes do not look sunken.
     app::background(0xee, 0xee, 0xee);
@@ -121,7 +126,7 @@ pub fn run(config: Config, key: Key, utc_offset: i64) -> ExitCode {
     });
     let mut state = App {
         config,
-        key,
+        key: key.as_ref().ok().cloned(),
         texts,
         sender,
         dialog,
@@ -140,9 +145,11 @@ pub fn run(config: Config, key: Key, utc_offset: i64) -> ExitCode {
         marker: false,
         closing: false,
     };
-    match state.config.nick.clone() {
-        Some(nick) => state.connect(nick, state.config.host.clone(), state.config.port),
-        None => state.ask(""),
+    match (state.config.nick.clone(), key) {
+        // A key file that cannot be used is explained, and its path asked for.
+        (_, Err(trouble)) => state.ask(&key_text(&trouble, texts), Field::KeyFile),
+        (Some(nick), Ok(_)) => state.connect(nick, state.config.host.clone(), state.config.port),
+        (None, Ok(_)) => state.ask("", Field::Nick),
     }
     while fltk_app.wait() {
         // Everything queued, not one per wake-up: wake-ups may be merged.
@@ -157,7 +164,7 @@ pub fn run(config: Config, key: Key, utc_offset: i64) -> ExitCode {
 impl App {
     /// Shows the dialog, prefilled with the last values used unless the
     /// flags say otherwise, and `note` saying why it asks (again).
-    fn ask(&mut self, note: &str) {
+    fn ask(&mut self, note: &str, field: Field) {
         let last = fs::read_to_string(self.config.state_dir.join(LAST_LOGIN_FILE));
         let (last_nick, last_server) = last.ok().and_then(|text| format::parse_last_login(&text)).unzip();
         let nick = self.config.nick.clone().or(last_nick).unwrap_or_default();
@@ -165,7 +172,29 @@ impl App {
         let default_server = self.config.host == "127.0.0.1" && self.config.port == DEFAULT_PORT;
         let server = last_server.filter(|_| default_server).unwrap_or(flags_server);
         self.chat.hide();
-        self.dialog.ask(&nick, &server, note);
+        let key_file = self.config.key_file.display().to_string();
+        self.dialog.ask(&nick, &server, &key_file, note, field);
+        self.log(&format!("window\tdialog\t{note}"));
+    }
+
+    /// Loads the key file typed in the dialog, unless it is the one loaded
+    /// already; says what is wrong with it otherwise.
+    fn use_key_file(&mut self, typed: &str) -> Result<(), String> {
+        let path = PathBuf::from(typed);
+        if self.key.is_some() && path == self.config.key_file {
+            return Ok(());
+        }
+        self.config.key_file = path;
+        match load_key(&self.config.key_file) {
+            Ok(key) => {
+                self.key = Some(key);
+                Ok(())
+            }
+            Err(err) => {
+                self.key = None;
+                Err(key_text(&KeyTrouble::new(&err, std::env::current_dir().ok().as_deref()), self.texts))
+            }
+        }
     }
 
     /// Starts a network thread for `nick` on `host:port` and shows the chat.
@@ -181,7 +210,8 @@ impl App {
         self.conversation = Conversation::new(self.texts, &nick, self.utc_offset);
         self.chat.transcript.clear();
         let (sender, session) = (self.sender.clone(), self.session);
-        let started = start(self.config.clone(), self.key.clone(), move |event| {
+        let Some(key) = self.key.clone() else { return self.ask("", Field::KeyFile) };
+        let started = start(self.config.clone(), key, move |event| {
             sender.send(Message::Net { session, event });
         });
         let why = match started {
@@ -197,7 +227,7 @@ impl App {
             Err(err) => Some(self.texts.fill(S::CannotStart, &[("reason", &err.to_string())])),
         };
         if let Some(why) = why {
-            return self.ask(&why);
+            return self.ask(&why, Field::Nick);
         }
         self.status = Status { nick, server: format::server_text(&host, port), link: Link::Connecting, outbox: 0 };
         self.users = Vec::new();
@@ -212,15 +242,17 @@ impl App {
             Message::Net { session, event } if session == self.session => self.on_event(event),
             Message::Net { .. } => {}
             Message::Connect => {
-                let (nick, server) = self.dialog.values();
-                match (validate_nick(&nick), format::parse_server(&server)) {
-                    (Err(_), _) => self.dialog.ask(&nick, &server, self.texts.get(S::BadNick)),
-                    (Ok(()), None) => {
-                        let why = self.texts.fill(S::BadServer, &[("text", &format!("{server:?}"))]);
-                        self.dialog.ask(&nick, &server, &why);
-                    }
-                    (Ok(()), Some((host, port))) => self.connect(nick, host, port),
-                }
+                let (nick, server, key_file) = self.dialog.values();
+                let (why, field) = match (validate_nick(&nick), format::parse_server(&server)) {
+                    (Err(_), _) => (self.texts.get(S::BadNick).to_owned(), Field::Nick),
+                    (Ok(()), None) => (self.texts.fill(S::BadServer, &[("text", &format!("{server:?}"))]), Field::Nick),
+                    (Ok(()), Some((host, port))) => match self.use_key_file(&key_file) {
+                        Ok(()) => return self.connect(nick, host, port),
+                        Err(why) => (why, Field::KeyFile),
+                    },
+                };
+                self.dialog.say(&why, field);
+                self.log(&format!("window\tdialog\t{why}"));
             }
             Message::Send => self.on_send(),
             Message::Recall => {
@@ -367,7 +399,7 @@ impl App {
             Event::Rejected { .. } if self.closing => {}
             Event::Rejected { reason } => {
                 let (nick, why) = (format!("{:?}", self.status.nick), rejection_text(reason, texts));
-                self.ask(&texts.fill(S::CannotLogIn, &[("nick", &nick), ("reason", &why)]));
+                self.ask(&texts.fill(S::CannotLogIn, &[("nick", &nick), ("reason", &why)]), Field::Nick);
             }
             Event::Error { reason } => self.conversation.notice(Kind::Problem, reason, now),
             Event::Frame(frame) => return self.on_frame(frame.clone()),

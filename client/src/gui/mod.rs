@@ -31,7 +31,7 @@ mod wrap;
 
 use std::process::{Command, ExitCode};
 
-use chat_client::{Config, Event, Key};
+use chat_client::{Config, Event, Key, KeyTrouble};
 
 /// Everything the loop handles. `app::channel` is one global queue, so
 /// this is the only type ever sent on it.
@@ -65,8 +65,10 @@ pub enum Message {
     PickFrame,
 }
 
-/// Runs the window until it is closed; the exit code for the process.
-pub fn run(config: Config, key: Key) -> ExitCode {
+/// Runs the window until it is closed; the exit code for the process. A
+/// key file that cannot be used is explained in the dialog, where its
+/// path can be changed.
+pub fn run(config: Config, key: Result<Key, KeyTrouble>) -> ExitCode {
     app::run(config, key, local_utc_offset())
 }
 

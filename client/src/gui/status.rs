@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use chat_client::{Rejection, Trouble, Unreachable};
+use chat_client::{KeyTrouble, Rejection, Trouble, Unreachable};
 
 use super::strings::{S, Texts};
 
@@ -140,6 +140,21 @@ pub fn trouble_text(trouble: &Trouble, texts: Texts) -> String {
     }
 }
 
+/// Why the key file cannot be used, in the user's language.
+pub fn key_text(trouble: &KeyTrouble, texts: Texts) -> String {
+    let path = trouble.path().display().to_string();
+    match trouble {
+        KeyTrouble::Missing { .. } => texts.fill(S::KeyMissing, &[("path", &path)]),
+        KeyTrouble::TooOpen { mode, .. } => {
+            let mode = format!("{mode:04o}");
+            texts.fill(S::KeyTooOpen, &[("path", &path), ("mode", &mode), ("chmod", &trouble.chmod())])
+        }
+        KeyTrouble::Patterned { .. } => texts.fill(S::KeyPatterned, &[("path", &path)]),
+        KeyTrouble::Malformed { why, .. } => texts.fill(S::KeyMalformed, &[("path", &path), ("why", why)]),
+        KeyTrouble::Unreadable { detail, .. } => texts.fill(S::KeyUnreadable, &[("path", &path), ("detail", detail)]),
+    }
+}
+
 /// Why a nickname was refused, in the user's language (the server's own
 /// reason as it came).
 pub fn rejection_text(rejection: &Rejection, texts: Texts) -> String {
@@ -245,6 +260,32 @@ mod tests {
             "el servidor rechazó nuestra clave (¿es tu fichero de clave el del servidor?)"
         );
         assert_eq!(rejection_text(&Rejection::Server("taken".into()), ES), "taken");
+    }
+
+    #[test]
+    fn key_troubles_give_the_clients_advice_in_either_language() {
+        let open = KeyTrouble::TooOpen { path: "my key".into(), mode: 0o644 };
+        assert_eq!(
+            key_text(&open, ES),
+            "my key: otros usuarios de este ordenador pueden leer la clave (modo 0644); hazlo privado con: chmod 600 'my key'"
+        );
+        let missing = KeyTrouble::Missing { looked: "/home/ana/chat.key".into() };
+        assert!(key_text(&missing, EN).starts_with("no key file at /home/ana/chat.key: copy the server's chat.key"));
+        let cases = [
+            missing,
+            open,
+            KeyTrouble::Patterned { path: "k".into() },
+            KeyTrouble::Malformed { path: "k".into(), why: "holds 4 characters".into() },
+            KeyTrouble::Unreadable { path: "k".into(), detail: "permission denied".into() },
+        ];
+        for trouble in cases {
+            for texts in [EN, ES] {
+                let text = key_text(&trouble, texts);
+                let suggests_a_key =
+                    ["make key", "new key", "nueva clave", "crea"].iter().any(|words| text.contains(words));
+                assert!(!text.contains('{') && !suggests_a_key, "{text}");
+            }
+        }
     }
 
     #[test]

@@ -24,6 +24,16 @@ strings! {
     Nickname: "Nickname", "Apodo";
     Server: "Server", "Servidor";
     Connect: "Connect", "Conectar";
+    KeyFile: "Key file", "Fichero de clave";
+    KeyMissing: "no key file at {path}: copy the server's chat.key there (the very file the server uses, by a safe channel), or type where it is above",
+        "no hay fichero de clave en {path}: copia ahí el chat.key del servidor (el mismo fichero que usa el servidor, por un medio seguro), o escribe arriba dónde está";
+    KeyTooOpen: "{path}: other users of this computer can read the key (mode {mode}); fix it with: {chmod}",
+        "{path}: otros usuarios de este ordenador pueden leer la clave (modo {mode}); hazlo privado con: {chmod}";
+    KeyPatterned: "{path}: not a random key, so not the server's (it refuses such keys too); copy the server's chat.key",
+        "{path}: no es una clave aleatoria, así que no es la del servidor (que también rechaza esas claves); copia el chat.key del servidor";
+    KeyMalformed: "{path}: {why}, not the 64 hex characters of a key; copy the server's chat.key again",
+        "{path}: {why}, no los 64 caracteres hexadecimales de una clave; vuelve a copiar el chat.key del servidor";
+    KeyUnreadable: "{path}: cannot be read ({detail})", "{path}: no se puede leer ({detail})";
     BadServer: "server: {text} is not host:port (e.g. 127.0.0.1:5555)",
         "servidor: {text} no es servidor:puerto (p. ej. 127.0.0.1:5555)";
     BadNick: "nickname: use 1 to 32 ASCII letters, digits, _ - or .",

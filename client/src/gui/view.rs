@@ -67,24 +67,34 @@ fn button(label: &str, sender: &Sender<Message>, message: Message) -> Button {
     button
 }
 
-/// The start dialog: nickname, server, why we ask again, Connect.
+/// The start dialog: nickname, server, key file, why we ask again, Connect.
 pub struct Dialog {
     window: Window,
     nick: Input,
     server: Input,
+    key_file: Input,
     note: Frame,
+}
+
+/// Which of the dialog's inputs gets the keyboard, its text selected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Nick,
+    KeyFile,
 }
 
 impl Dialog {
     pub fn new(sender: &Sender<Message>, texts: Texts) -> Dialog {
-        let mut window = Window::default().with_size(440, 230).with_label(texts.get(S::DialogTitle)).center_screen();
+        let mut window = Window::default().with_size(560, 300).with_label(texts.get(S::DialogTitle)).center_screen();
         let mut column = Flex::default_fill().column();
         // The left margin holds the inputs' labels.
-        column.set_margins(100, 20, 20, 16);
+        column.set_margins(140, 20, 20, 16);
         column.set_pad(10);
         let (nick, server) = (input(texts.get(S::Nickname)), input(texts.get(S::Server)));
+        let key_file = input(texts.get(S::KeyFile));
         column.fixed(&nick, 32);
         column.fixed(&server, 32);
+        column.fixed(&key_file, 32);
         let mut note = Frame::default().with_align(Align::Left | Align::Inside | Align::Wrap);
         note.set_label_color(Color::from_hex(0xb00020));
         let mut connect = ReturnButton::default().with_label(texts.get(S::Connect));
@@ -95,24 +105,34 @@ impl Dialog {
         on_close(&mut window, sender);
         // Open before connecting, the pane shows the handshake too.
         f12_toggles_the_pane(&mut window, sender);
-        Dialog { window, nick, server, note }
+        Dialog { window, nick, server, key_file, note }
     }
 
     /// Shows these values, with `note` saying why we ask (again).
-    pub fn ask(&mut self, nick: &str, server: &str, note: &str) {
+    pub fn ask(&mut self, nick: &str, server: &str, key_file: &str, note: &str, field: Field) {
         self.nick.set_value(nick);
         self.server.set_value(server);
-        self.note.set_label(&label_text(note));
-        self.window.show();
-        let _ = self.nick.take_focus();
-        // Selected, so typing replaces a refused nickname.
-        let _ = self.nick.set_position(0);
-        let _ = self.nick.set_mark(nick.len() as i32);
+        self.key_file.set_value(key_file);
+        self.say(note, field);
     }
 
-    /// The nickname and the server typed.
-    pub fn values(&self) -> (String, String) {
-        (self.nick.value().trim().to_owned(), self.server.value())
+    /// Keeps the values typed, with `note` saying what is wrong with them.
+    pub fn say(&mut self, note: &str, field: Field) {
+        self.note.set_label(&label_text(note));
+        self.window.show();
+        let input = match field {
+            Field::Nick => &mut self.nick,
+            Field::KeyFile => &mut self.key_file,
+        };
+        let _ = input.take_focus();
+        // Selected, so typing replaces a refused value.
+        let _ = input.set_position(0);
+        let _ = input.set_mark(input.value().len() as i32);
+    }
+
+    /// The nickname, the server and the key file typed.
+    pub fn values(&self) -> (String, String, String) {
+        (self.nick.value().trim().to_owned(), self.server.value(), self.key_file.value().trim().to_owned())
     }
 
     pub fn hide(&mut self) {

@@ -11,6 +11,7 @@ mod chaos;
 mod fake_server;
 mod identity;
 mod impostor;
+mod key_file;
 mod offline;
 mod outbox_survives;
 mod proxy;
