@@ -51,7 +51,8 @@ Headless input, one line each (the window takes the same):
   /quit               send what is waiting (at most 5 s), then exit; so does end of input
 
 Headless output, one line per event, fields separated by a tab; a backslash, tab
-or newline inside a field is written \\\\, \\t, \\n:
+or newline inside a field is written \\\\, \\t, \\n, and any other character
+the protocol forbids there (docs/HEADLESS.md) as \\u{XXXX}:
   connected NICK                  logged in
   users NICK,NICK,...             everyone online, ourselves included
   joined NICK                     someone came online

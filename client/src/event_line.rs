@@ -1,54 +1,62 @@
 //! The event-line format both front ends share: one line per [`Event`],
 //! fields separated by a tab, with `\`, tab and newline inside a field
 //! written as `\\`, `\t`, `\n`, so a field never splits a line or a field.
-//! The headless mode prints these lines; the window's `--event-log`
-//! writes them for tests.
+//! Any other character the rules forbid ([P-21] in a text, [P-18] in a
+//! nickname), which a server may send anyway, is written `\u{XXXX}`
+//! (`shown.rs`), so nothing reaches a terminal as a control character,
+//! a bidirectional override or an invisible mark. The headless mode prints
+//! these lines; the window's `--event-log` writes them for tests.
 
 use crate::session::Event;
+use crate::shown::{Rules, push_shown};
 
-/// Writes `\`, tab and newline as `\\`, `\t`, `\n`.
+/// A text field: `\` doubled, and `\t`, `\n`, `\u{XXXX}` for what [P-21] forbids.
 pub fn escape(field: &str) -> String {
     let mut out = String::with_capacity(field.len());
-    for c in field.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            other => out.push(other),
-        }
-    }
+    push_shown(&mut out, field, Rules::Text, true);
     out
+}
+
+/// A nickname field: `\u{XXXX}` for anything [P-18] does not allow.
+fn nick(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    push_shown(&mut out, name, Rules::Nick, true);
+    out
+}
+
+/// A recipient: a nickname, or `*` for everyone.
+fn to(name: &str) -> String {
+    if name.is_empty() { "*".into() } else { nick(name) }
 }
 
 /// The line for an event, or `None` for events with no line.
 pub fn event_line(event: &Event) -> Option<String> {
     let fields: Vec<String> = match event {
-        Event::Connected { nick, .. } => vec!["connected".into(), nick.clone()],
-        Event::Users(nicks) => vec!["users".into(), nicks.join(",")],
-        Event::Joined(nick) => vec!["joined".into(), nick.clone()],
-        Event::Left(nick) => vec!["left".into(), nick.clone()],
+        Event::Connected { nick: name, .. } => vec!["connected".into(), nick(name)],
+        Event::Users(names) => vec!["users".into(), names.iter().map(|name| nick(name)).collect::<Vec<_>>().join(",")],
+        Event::Joined(name) => vec!["joined".into(), nick(name)],
+        Event::Left(name) => vec!["left".into(), nick(name)],
         Event::Message { msg, .. } => {
-            let to = if msg.to.is_empty() { "*" } else { &msg.to };
             let numbers = [msg.id.to_string(), msg.time_ms.to_string()];
-            ["msg".into()].into_iter().chain(numbers).chain([msg.from.clone(), to.into(), msg.text.clone()]).collect()
+            ["msg".into()].into_iter().chain(numbers).chain([nick(&msg.from), to(&msg.to), escape(&msg.text)]).collect()
         }
-        Event::Queued { client_id, to, text } => {
-            vec!["queued".into(), client_id.to_string(), to.as_deref().unwrap_or("*").into(), text.clone()]
+        Event::Queued { client_id, to: name, text } => {
+            vec!["queued".into(), client_id.to_string(), to(name.as_deref().unwrap_or("")), escape(text)]
         }
         Event::Sent { client_id, id } => vec!["sent".into(), client_id.to_string(), id.to_string()],
         Event::Retry { client_id, reason, retry_in } => {
-            vec!["retry".into(), client_id.to_string(), reason.clone(), retry_in.as_secs_f64().to_string()]
+            vec!["retry".into(), client_id.to_string(), escape(reason), retry_in.as_secs_f64().to_string()]
         }
-        Event::Failed { client_id, reason } => vec!["failed".into(), client_id.to_string(), reason.clone()],
+        Event::Failed { client_id, reason } => vec!["failed".into(), client_id.to_string(), escape(reason)],
         Event::Dropped { count, limit } => vec!["dropped".into(), count.to_string(), limit.to_string()],
         Event::Disconnected { reason, retry_in } => {
-            vec!["disconnected".into(), reason.to_string(), retry_in.as_secs_f64().to_string()]
+            vec!["disconnected".into(), escape(&reason.to_string()), retry_in.as_secs_f64().to_string()]
         }
-        Event::Rejected { reason } => vec!["rejected".into(), reason.to_string()],
-        Event::Error { reason } => vec!["error".into(), reason.clone()],
+        Event::Rejected { reason } => vec!["rejected".into(), escape(&reason.to_string())],
+        Event::Error { reason } => vec!["error".into(), escape(reason)],
         Event::Outbox(_) | Event::Frame(_) | Event::Stopped => return None,
     };
-    Some(fields.iter().map(|field| escape(field)).collect::<Vec<_>>().join("\t"))
+    Some(fields.join("\t"))
 }
 
 #[cfg(test)]
@@ -70,6 +78,26 @@ mod tests {
             event_line(&Event::Message { msg: direct, missed: false }).unwrap(),
             "msg\t42\t1795830283007\tbob\tana\ttab\\there"
         );
+    }
+
+    #[test]
+    fn what_a_server_should_not_send_is_escaped_so_it_cannot_reach_a_terminal() {
+        let msg = ChatMsg {
+            id: 7,
+            time_ms: 1,
+            from: "\u{430}lice".into(),
+            to: "b,o b".into(),
+            text: "esc\u{1b}[2J\rcr evil\u{202e}gpj.exe \u{2028}\u{e0041} a\u{301}\u{302}\u{303}\u{304}\u{305}".into(),
+        };
+        let line = event_line(&Event::Message { msg, missed: false }).unwrap();
+        assert_eq!(
+            line,
+            "msg\t7\t1\t\\u{430}lice\tb\\u{2c}o\\u{20}b\tesc\\u{1b}[2J\\rcr evil\\u{202e}gpj.exe \\u{2028}\\u{e0041} \
+             a\u{301}\u{302}\u{303}\u{304}\\u{305}"
+        );
+        assert!(line.chars().all(|c| c == '\t' || !chat_common::validate::is_forbidden_in_text(c)), "{line:?}");
+        let users = event_line(&Event::Users(vec!["ana".into(), "x,y".into()])).unwrap();
+        assert_eq!(users, "users\tana,x\\u{2c}y", "a comma in a name cannot split the list");
     }
 
     #[test]

@@ -34,6 +34,8 @@
 //! - `link`: one connection's thread: connect, handshake, read and verify.
 //! - `session`: the protocol logic, sans-IO; defines [`Command`] and [`Event`].
 //! - `outbox`: messages typed and not yet confirmed, and client message ids.
+//! - `shown`: how both front ends show characters the rules forbid that a
+//!   server sends anyway ([`shown`], [`shown_event`]): escaped.
 //! - `store`: the state directory (owner tokens, last id seen, outbox),
 //!   one subdirectory per shared key and nickname.
 //! - [`identity`]: moving a nickname's state to another computer.
@@ -61,6 +63,7 @@ mod link;
 mod net;
 mod outbox;
 mod session;
+mod shown;
 mod store;
 mod trace;
 mod trouble;
@@ -72,6 +75,7 @@ pub use event_line::event_line;
 pub use input_line::{Input, InputError, parse_line};
 pub use net::{CommandSender, Handle, QUIT_GRACE, StartError, start};
 pub use session::{Command, Event};
+pub use shown::{Rules, shown, shown_event};
 pub use store::StoreError;
 pub use trace::TracedFrame;
 pub use trouble::{KeyTrouble, Rejection, Trouble, Unreachable};

@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 #[path = "e2e/support.rs"]
 mod support;
 
+// A server that sends what the protocol forbids.
+#[path = "e2e/odd_server.rs"]
+mod odd_server;
+
 use support::{TestServer, line_channel, temp_dir};
 
 /// The longest any single wait may take before it counts as a bug.
@@ -534,5 +538,40 @@ fn a_missing_key_file_is_explained_in_the_dialog_whose_key_path_can_be_changed()
     window.expect("connected\tgui_key", "");
     display.type_line("gui_key", "/quit");
     assert!(window.child.wait_exit("the window").success());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_window_shows_what_a_server_should_not_send_escaped_and_keeps_one_row_per_line() {
+    let _turn = DISPLAY_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = temp_dir("odd");
+    let key_file = dir.join("chat.key");
+    let key = chat_common::keyfile::create_key(&key_file).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    odd_server::serve_odd(listener, key);
+    let display = Display::open();
+    let args = ["--nick", "gui_odd", "--lang", "en"];
+    let mut window = Window::start_with_env(&display, port, &key_file, &dir.join("gui_odd"), &args, &[]);
+    window.expect("error\tnine: ", "");
+    let shown =
+        window.wait_for("the odd error shown", |line| line.starts_with("window\tline\t") && line.contains("nine: "));
+    assert!(shown.ends_with("nine: bad\\u{1b}[0m\\u{202e}reason"), "{shown}");
+    let lines: Vec<String> = window.log().into_iter().filter(|line| line.starts_with("window\tline\t")).collect();
+    for line in &lines {
+        // The log's own tabs aside, nothing the rules forbid is drawn.
+        assert!(line.chars().all(|c| c == '\t' || !chat_common::validate::is_forbidden_in_text(c)), "{line:?}");
+    }
+    let drawn = |tag: &str| lines.iter().find(|line| line.contains(tag)).cloned().unwrap_or_default();
+    assert!(drawn("four: ").ends_with(" m\\u{430}llory: four: evil\\u{202e}gpj.exe"), "{}", drawn("four: "));
+    assert!(drawn("two: ").ends_with(": two: cr\\roverwritten"), "{}", drawn("two: "));
+    assert!(drawn("three: ").ends_with(": three: new\\nline\\ttab"), "{}", drawn("three: "));
+    assert!(
+        drawn("eight: ").ends_with("a\u{301}\u{302}\u{303}\u{304}\\u{305}\\u{306}\\u{307}\\u{308}"),
+        "{}",
+        drawn("eight: ")
+    );
+    assert!(drawn(" joined").contains("new\\nline joined"), "{}", drawn(" joined"));
+    window.child.0.kill().unwrap();
     fs::remove_dir_all(&dir).unwrap();
 }

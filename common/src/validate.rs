@@ -14,11 +14,33 @@ pub fn validate_nick(nick: &str) -> Result<(), String> {
     if nick.len() > MAX_NICK_LEN {
         return Err(format!("nickname is longer than {MAX_NICK_LEN} characters"));
     }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-    if let Some(bad) = nick.chars().find(|c| !allowed(*c)) {
+    if let Some(bad) = nick.chars().find(|c| !is_nick_char(*c)) {
         return Err(format!("nickname may not contain {bad:?}; use ASCII letters, digits, _ - ."));
     }
     Ok(())
+}
+
+/// Whether a nickname may hold `c` [P-18]: an ASCII letter or digit, `_`,
+/// `-` or `.`.
+pub fn is_nick_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// Whether a text may never hold `c` [P-21]: C0 and C1 controls and DEL,
+/// the line and paragraph separators, bidirectional marks, embeddings,
+/// overrides and isolates, and the invisible tag characters. (Combining
+/// marks are allowed, a few in a row: see [`is_combining_mark`].)
+pub fn is_forbidden_in_text(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{200E}' | '\u{200F}')
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{E0000}'..='\u{E007F}')
+}
+
+/// Whether `c` is a combining mark of the blocks [P-21] counts: at most
+/// [`MAX_COMBINING_RUN`] of them may follow one another.
+pub fn is_combining_mark(c: char) -> bool {
+    matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}')
+        || matches!(c, '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
 }
 
 /// The form nicknames are compared in: `Alice` and `alice` are one user.
@@ -50,14 +72,10 @@ pub fn validate_text(text: &str, max_len: usize) -> Result<(), String> {
     }
     let mut run = 0;
     for c in text.chars() {
-        let hidden = matches!(c, '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{200E}' | '\u{200F}')
-            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{E0000}'..='\u{E007F}');
-        if c.is_control() || hidden {
+        if is_forbidden_in_text(c) {
             return Err(format!("message contains the forbidden character U+{:04X}", u32::from(c)));
         }
-        let combining = matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}')
-            || matches!(c, '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}');
-        run = if combining { run + 1 } else { 0 };
+        run = if is_combining_mark(c) { run + 1 } else { 0 };
         if run > MAX_COMBINING_RUN {
             return Err(format!("message has more than {MAX_COMBINING_RUN} combining marks in a row"));
         }

@@ -24,7 +24,7 @@ use fltk::app::{self, Sender};
 
 use chat_client::{
     Command, Config, Event, Handle, Input, InputError, Key, KeyTrouble, StartError, TracedFrame, event_line,
-    parse_line, start,
+    parse_line, shown_event, start,
 };
 use chat_common::keyfile::load_key;
 use chat_common::validate::{nick_key, validate_nick, validate_text};
@@ -353,6 +353,10 @@ impl App {
 
     fn on_event(&mut self, event: Event) {
         let (texts, now) = (self.texts, now_ms());
+        // The log keeps the event exactly; the window shows what the
+        // server should not have sent escaped (`shown.rs`).
+        let line = event_line(&event);
+        let event = shown_event(event);
         match &event {
             Event::Connected { nick, server } => {
                 if matches!(self.status.link, Link::Offline { .. }) {
@@ -420,7 +424,7 @@ impl App {
             format::sort_users(&mut self.users);
             self.chat.set_users(&self.users, &self.status.nick);
         }
-        if let Some(line) = event_line(&event) {
+        if let Some(line) = line {
             self.log(&line);
         }
     }

@@ -12,6 +12,8 @@ mod fake_server;
 mod identity;
 mod impostor;
 mod key_file;
+mod odd_server;
+mod odd_texts;
 mod offline;
 mod outbox_survives;
 mod proxy;
