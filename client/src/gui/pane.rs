@@ -28,8 +28,11 @@ use super::hexdump::{REGIONS, Region, dump, summary};
 use super::strings::{S, Texts};
 use super::view::f12_toggles_the_pane;
 
-/// Rows kept; older ones go first, so a long session costs a bounded amount.
+/// Rows kept, and bytes of frames kept for showing; past either, the
+/// oldest rows go, so a long or flooded session costs a bounded amount.
 pub const MAX_ROWS: usize = 2000;
+/// See [`MAX_ROWS`]: 8 MiB.
+pub const MAX_BYTES: usize = 8 << 20;
 /// The list's and the bytes' font size.
 const SIZE: i32 = 13;
 
@@ -59,6 +62,8 @@ pub struct Pane {
     frames: VecDeque<Option<TracedFrame>>,
     /// The connection of the last frame listed.
     connection: Option<u64>,
+    /// The frames' bytes kept, in all.
+    bytes_kept: usize,
     texts: Texts,
 }
 
@@ -118,7 +123,8 @@ impl Pane {
         let closes = sender.clone();
         window.set_callback(move |_| closes.send(Message::TogglePane));
         f12_toggles_the_pane(&mut window, sender);
-        Pane { window, list, bytes_text, bytes_styles, note, frames: VecDeque::new(), connection: None, texts }
+        let frames = VecDeque::new();
+        Pane { window, list, bytes_text, bytes_styles, note, frames, connection: None, bytes_kept: 0, texts }
     }
 
     pub fn shown(&self) -> bool {
@@ -129,7 +135,7 @@ impl Pane {
     pub fn show(&mut self) {
         self.list.clear();
         self.frames.clear();
-        self.connection = None;
+        (self.connection, self.bytes_kept) = (None, 0);
         self.bytes_text.set_text("");
         self.bytes_styles.set_text("");
         self.note.set_label(&label_text(self.texts.get(S::PaneHint)));
@@ -165,10 +171,12 @@ impl Pane {
             // `@.` ends the format codes: the line shows as it is.
             self.list.add(&format!("{style}@C{}@.{}", Color::from_hex(colour).bits(), row.text));
             let behind = (row.tone != "connection").then(|| frame.clone());
+            self.bytes_kept += behind.as_ref().map_or(0, |frame| frame.bytes.len());
             self.frames.push_back(behind);
         }
-        while self.frames.len() > MAX_ROWS {
-            self.frames.pop_front();
+        while self.frames.len() > MAX_ROWS || self.bytes_kept > MAX_BYTES {
+            let gone = self.frames.pop_front().flatten();
+            self.bytes_kept -= gone.map_or(0, |frame| frame.bytes.len());
             self.list.remove(1);
         }
         if self.list.value() == 0 {
