@@ -13,7 +13,7 @@
 //! is told its record is on disk, so nobody sees a message that a crash
 //! could still take back.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -21,9 +21,14 @@ use chat_common::MAX_UNCONFIRMED_SENDS;
 use chat_common::message::{ChatMsg, Outgoing, ServerMsg, kind, put_users};
 use chat_common::validate::nick_key;
 
-use crate::journal::{self, Record};
+use crate::journal::Record;
 use crate::mail::{Caps, Mailbox, Store, Taken};
 use crate::presence::{Presence, USERS_PER_FRAME};
+
+mod replay;
+mod teacher;
+
+pub use teacher::UserReport;
 
 /// What the state keeps of an online connection: the caller's handle to it
 /// (the server's `Arc<Conn>`, a number in tests). The state never calls it:
@@ -141,20 +146,6 @@ struct Staged {
     payload: Arc<[u8]>,
 }
 
-/// What `/users` shows of one user.
-pub struct UserReport {
-    /// Display nickname.
-    pub nick: String,
-    /// Logged in now.
-    pub online: bool,
-    /// Banned by the teacher.
-    pub banned: bool,
-    /// Last login, Unix milliseconds.
-    pub seen_ms: u64,
-    /// Messages waiting for it.
-    pub waiting: usize,
-}
-
 /// All users, keyed by the case-folded nickname.
 pub struct State<C> {
     users: HashMap<String, User>,
@@ -217,23 +208,6 @@ impl<C: Connection> State<C> {
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         let (messages, bytes) = self.mail.size();
         (self.users.len(), self.online.len(), messages, bytes)
-    }
-
-    /// Every registered user, for the teacher's `/users`.
-    pub fn users(&self) -> Vec<UserReport> {
-        let mut users: Vec<UserReport> = self
-            .users
-            .iter()
-            .map(|(key, user)| UserReport {
-                nick: user.nick.clone(),
-                online: self.online.contains_key(key),
-                banned: user.banned,
-                seen_ms: user.seen_ms,
-                waiting: self.mail.waiting(&user.mailbox),
-            })
-            .collect();
-        users.sort_by(|a, b| a.nick.cmp(&b.nick));
-        users
     }
 
     /// Logs a user in on `conn`, registering the nickname if LOGIN asks to.
@@ -461,129 +435,6 @@ impl<C: Connection> State<C> {
         self.presence.forget_before(oldest);
         self.online.values().filter(|online| online.presence_seen < end).map(|online| online.conn.clone()).collect()
     }
-
-    /// The connection `nick` is logged in on, if any (the teacher's `/kick`).
-    pub fn online_conn(&self, nick: &str) -> Option<C> {
-        self.online.get(&nick_key(nick)).map(|online| online.conn.clone())
-    }
-
-    /// Message ids given out so far.
-    pub fn messages_stored(&self) -> u64 {
-        self.next_id - 1
-    }
-
-    /// The teacher's `/ban` and `/unban`; returns the connection to close.
-    pub fn ban(&mut self, nick: &str, banned: bool) -> Result<Option<C>, String> {
-        let key = nick_key(nick);
-        let Some(user) = self.users.get_mut(&key) else { return Err(format!("no such user: {nick}")) };
-        user.banned = banned;
-        let nick = user.nick.clone();
-        self.record(Record::Ban { nick, banned });
-        Ok(if banned { self.online.get(&key).map(|online| online.conn.clone()) } else { None })
-    }
-
-    /// Forgets `nick` and its mail (the teacher's `/forget`); returns the
-    /// connection to close.
-    pub fn forget(&mut self, nick: &str) -> Result<Option<C>, String> {
-        let key = nick_key(nick);
-        let Some(user) = self.users.remove(&key) else { return Err(format!("no such user: {nick}")) };
-        self.mail.close(user.mailbox);
-        self.record(Record::Forget { nick: user.nick });
-        Ok(self.online.get(&key).map(|online| online.conn.clone()))
-    }
-
-    /// Forgets every nickname not logged in since `before_ms`
-    /// (`--forget-after-days`); returns their names.
-    pub fn forget_idle(&mut self, before_ms: u64) -> Vec<String> {
-        let idle: Vec<String> = self
-            .users
-            .iter()
-            .filter(|(key, user)| user.seen_ms < before_ms && !self.online.contains_key(*key))
-            .map(|(_, user)| user.nick.clone())
-            .collect();
-        for nick in &idle {
-            let _ = self.forget(nick);
-        }
-        idle
-    }
-
-    /// Applies one journal record at start-up; [`State::settle`] finishes.
-    pub fn replay(&mut self, record: Record) {
-        match record {
-            Record::User { nick, verifier, last_client_id, acked_up_to, dropped } => {
-                let user = self.add_user(&nick, verifier, acked_up_to);
-                user.last_client_id = last_client_id;
-                user.mailbox.dropped = dropped;
-            }
-            Record::Message { client_id, payload } => {
-                let Some(msg) = journal::chat_msg(&payload) else { return };
-                self.next_id = self.next_id.max(msg.id + 1);
-                let from = nick_key(&msg.from);
-                let to = (!msg.to.is_empty()).then(|| nick_key(&msg.to));
-                self.deliver(msg.id, &from, to.as_deref(), &payload);
-                if let (Some(user), true) = (self.users.get_mut(&from), client_id > 0) {
-                    remember_client_id(user, client_id, msg.id);
-                }
-            }
-            Record::Ack { nick, up_to } => {
-                if let Some(user) = self.users.get_mut(&nick_key(&nick)) {
-                    user.acked_up_to = user.acked_up_to.max(up_to);
-                }
-            }
-            Record::NextId(id) => self.next_id = self.next_id.max(id),
-            Record::Seen { nick, at_ms } => {
-                if let Some(user) = self.users.get_mut(&nick_key(&nick)) {
-                    user.seen_ms = at_ms;
-                }
-            }
-            Record::Ban { nick, banned } => {
-                if let Some(user) = self.users.get_mut(&nick_key(&nick)) {
-                    user.banned = banned;
-                }
-            }
-            Record::Forget { nick } => {
-                if let Some(user) = self.users.remove(&nick_key(&nick)) {
-                    self.mail.close(user.mailbox);
-                }
-            }
-        }
-    }
-
-    /// After replay: every user's acknowledgements are applied to the mail.
-    pub fn settle(&mut self) {
-        for user in self.users.values_mut() {
-            self.mail.ack(&mut user.mailbox, user.acked_up_to);
-        }
-    }
-
-    /// The live state as journal records, for compaction: the next id,
-    /// every user, then every message still stored or staged.
-    pub fn snapshot(&self) -> Vec<Record> {
-        let mut records = vec![Record::NextId(self.next_id)];
-        for user in self.users.values() {
-            let nick = user.nick.clone();
-            records.push(Record::User {
-                nick: nick.clone(),
-                verifier: user.verifier,
-                last_client_id: user.last_client_id,
-                acked_up_to: user.acked_up_to,
-                dropped: user.mailbox.dropped,
-            });
-            records.push(Record::Seen { nick: nick.clone(), at_ms: user.seen_ms });
-            if user.banned {
-                records.push(Record::Ban { nick, banned: true });
-            }
-        }
-        let mut live: BTreeMap<u64, (u64, Arc<[u8]>)> = BTreeMap::new();
-        for (id, payload) in self.mail.all(self.users.values().map(|user| &user.mailbox)) {
-            live.insert(id, (0, payload));
-        }
-        for staged in &self.staged {
-            live.insert(staged.id, (staged.client_id, staged.payload.clone()));
-        }
-        records.extend(live.into_values().map(|(client_id, payload)| Record::Message { client_id, payload }));
-        records
-    }
 }
 
 fn remember_client_id(user: &mut User, client_id: u64, id: u64) {
@@ -606,29 +457,29 @@ mod tests {
         }
     }
 
-    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    pub(super) const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
-    fn limits(messages: usize) -> Limits {
+    pub(super) fn limits(messages: usize) -> Limits {
         let mail = Caps { messages, bytes: 1 << 20, store_bytes: 1 << 24 };
         Limits { mail, max_users: 100_000, new_users_per_hour: 100_000 }
     }
 
-    fn decode(out: &Outgoing) -> ServerMsg {
+    pub(super) fn decode(out: &Outgoing) -> ServerMsg {
         let mut frame = Vec::new();
         Sealer::new(&[1; 32]).seal(out.kind, &out.payload, &mut frame);
         ServerMsg::decode(&Opener::new(&[1; 32]).open(&frame).unwrap()).unwrap()
     }
 
-    fn request(nick: &str, registered: bool, from: IpAddr) -> LoginRequest<'_> {
+    pub(super) fn request(nick: &str, registered: bool, from: IpAddr) -> LoginRequest<'_> {
         LoginRequest { nick, registered, last_seen: 0, register: (!registered).then_some([1; 32]), from }
     }
 
-    fn logged_in(state: &mut State<u64>, nick: &str, conn: u64) -> Login<u64> {
+    pub(super) fn logged_in(state: &mut State<u64>, nick: &str, conn: u64) -> Login<u64> {
         let registered = state.verifier(nick).is_some();
         state.login(request(nick, registered, HERE), conn, 0).unwrap()
     }
 
-    fn texts(state: &mut State<u64>, nick: &str, conn: u64) -> Vec<String> {
+    pub(super) fn texts(state: &mut State<u64>, nick: &str, conn: u64) -> Vec<String> {
         let taken = state.take_mail(nick, &conn, 100);
         let frames = taken.messages.iter().map(|payload| Outgoing { kind: kind::MSG, payload: payload.clone() });
         frames
@@ -769,51 +620,6 @@ mod tests {
         assert!(register(&mut state, "c", "10.0.0.1", HOUR_MS / 2).is_ok(), "one more after half an hour");
         let full = register(&mut state, "d", "10.0.0.2", HOUR_MS).unwrap_err();
         assert!(full.contains("limit of 3 nicknames"), "{full}");
-    }
-
-    #[test]
-    fn the_teacher_bans_and_forgets_and_idle_nicknames_are_forgotten() {
-        let mut state = State::new(limits(10), true);
-        logged_in(&mut state, "a", 1);
-        logged_in(&mut state, "b", 2);
-        assert_eq!(state.ban("A", true), Ok(Some(1)), "the connection to close");
-        state.logout("a", &1);
-        assert_eq!(state.login(request("a", true, HERE), 3, 0).err().unwrap(), "the teacher has banned this nickname");
-        state.ban("a", false).unwrap();
-        assert!(state.login(request("a", true, HERE), 3, 0).is_ok());
-        assert_eq!(state.forget("b"), Ok(Some(2)));
-        assert_eq!(state.verifier("b"), None);
-        state.logout("a", &3);
-        assert_eq!(state.forget_idle(1), ["a"], "a last logged in at 0");
-        assert_eq!(state.counts().0, 0);
-        assert_eq!(state.forget("zed"), Err("no such user: zed".into()));
-    }
-
-    #[test]
-    fn replaying_the_snapshot_rebuilds_the_same_state() {
-        let mut state = State::new(limits(10), true);
-        logged_in(&mut state, "a", 1);
-        state.send("a", 1, "", "before b", 0, false);
-        state.publish(u64::MAX);
-        logged_in(&mut state, "b", 2);
-        state.send("a", 2, "", "to all", 0, false);
-        state.send("b", 1, "a", "direct", 0, false);
-        state.publish(u64::MAX);
-        state.ack("a", 2);
-        state.ban("b", true).unwrap();
-        let mut copy = State::<u64>::new(limits(10), true);
-        for record in state.snapshot() {
-            copy.replay(record);
-        }
-        copy.settle();
-        logged_in(&mut copy, "a", 1);
-        assert_eq!(texts(&mut copy, "a", 1), ["direct"], "a acknowledged the rest");
-        assert!(copy.login(request("b", true, HERE), 2, 0).is_err(), "still banned");
-        copy.ban("b", false).unwrap();
-        copy.login(request("b", true, HERE), 2, 0).unwrap();
-        assert_eq!(texts(&mut copy, "b", 2), ["to all", "direct"], "b never had the message from before it");
-        assert_eq!(copy.send("a", 2, "", "resent", 0, false), Stored::Duplicate { id: 0 });
-        assert!(matches!(copy.send("a", 3, "", "new", 0, false), Stored::New { id: 4, .. }));
     }
 
     #[test]

@@ -250,11 +250,14 @@ fn run(options: &Options) -> Res<()> {
         }
     }
     if options.wants("latency") {
-        // With the journal, each message waits for its own sync_data.
-        for (mode, memory) in [("journal", false), ("memory", true)] {
-            let server = Server::start(options, &format!("latency-{mode}"), memory, &[])?;
+        // With the journal, each message waits for its own sync_data. 100
+        // subscribers both ways; 10 and 1,000 in memory, to see how the
+        // fan-out's size shapes the latency.
+        let runs = [(100, "journal", false), (100, "memory", true), (10, "memory", true), (1000, "memory", true)];
+        for (subs, mode, memory) in runs {
+            let server = Server::start(options, &format!("latency-{subs}-{mode}"), memory, &[])?;
             let messages = if options.quick { 100 } else { 1000 };
-            let run = fanout(&server, 100, 1, messages, Pace::Every(Duration::from_millis(10)))?;
+            let run = fanout(&server, subs, 1, messages, Pace::Every(Duration::from_millis(10)))?;
             report.fanout("latency", Some(mode), &run);
         }
     }
