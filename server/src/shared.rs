@@ -17,7 +17,7 @@ use chat_common::auth::Key;
 use chat_common::log::{Level, log, unix_ms};
 
 use crate::config::Config;
-use crate::delivery::{ChatState, Conn, Writers, wake_all};
+use crate::delivery::{ChatState, Conn, Waiting, Writers, wake_all};
 use crate::journal::Journal;
 use crate::slots::Limit;
 
@@ -110,7 +110,7 @@ impl Shared {
         for (conn, sent) in published.sent {
             conn.push(sent);
         }
-        wake_all(&self.writers, published.wake);
+        wake_all(&self.writers, published.wake, Waiting::Mail);
         all
     }
 
@@ -171,8 +171,6 @@ impl Shared {
     /// connection that has some to send.
     pub fn release_presence(&self) {
         let due: Vec<Arc<Conn>> = self.state().presence_due();
-        for conn in due {
-            conn.release_presence();
-        }
+        wake_all(&self.writers, due, Waiting::Presence);
     }
 }
