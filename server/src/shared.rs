@@ -11,7 +11,7 @@
 //! presence tick makes one while full) tries again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use chat_common::auth::Key;
 use chat_common::log::{Level, log, unix_ms};
@@ -29,9 +29,8 @@ pub struct Shared {
     pub key: Key,
     /// Users, mailboxes and presence. Never held during network or disk I/O.
     pub state: Arc<Mutex<ChatState>>,
-    /// The journal; `None` with `--memory`. Held while writing, which is
-    /// what makes the others wait for that write (group commit).
-    journal: Option<Mutex<Disk>>,
+    /// The journal; `None` with `--memory`.
+    journal: Option<Disk>,
     /// The last journal write failed; read without waiting for the journal.
     full: AtomicBool,
     /// The writer pool.
@@ -42,11 +41,21 @@ pub struct Shared {
     pub handshakes: Limit,
 }
 
-/// The journal and how far it is known to be durable.
+/// The journal, and group commit: one thread writes and syncs for every
+/// change made so far, while the others wait for it to finish.
 struct Disk {
-    journal: Journal,
+    /// Held by the one thread writing.
+    journal: Mutex<Journal>,
+    group: Mutex<Group>,
+    /// Signalled when a write ends.
+    done: Condvar,
+}
+
+struct Group {
     /// The ticket of the last change on disk: publish up to here.
     durable: u64,
+    /// A thread is writing now.
+    writing: bool,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked:
@@ -66,7 +75,8 @@ impl Shared {
     ) -> Self {
         let conns = Limit::new("connections", config.max_conns, config.max_conns_per_ip);
         let handshakes = Limit::new("connections mid-handshake", config.max_handshakes, config.max_handshakes_per_ip);
-        let journal = journal.map(|journal| Mutex::new(Disk { journal, durable: 0 }));
+        let group = Mutex::new(Group { durable: 0, writing: false });
+        let journal = journal.map(|journal| Disk { journal: Mutex::new(journal), group, done: Condvar::new() });
         Shared { config, key, state, journal, full: AtomicBool::new(false), writers, conns, handshakes }
     }
 
@@ -90,20 +100,24 @@ impl Shared {
         let (durable, all) = match &self.journal {
             None => (u64::MAX, true),
             Some(disk) => {
-                // Whoever holds the journal writes for everyone who staged
-                // before it took the records; the others wait here, then
-                // usually find nothing left to write.
-                let mut disk = lock(disk);
-                let (records, ticket) = self.state().take_records();
-                let written = disk.journal.append(&records);
-                self.note_storage(written.as_ref().err());
-                if written.is_ok() {
-                    disk.durable = ticket;
-                    if disk.journal.wants_compaction() {
-                        self.compact(&mut disk);
-                    }
+                // Our changes are numbered up to `wanted`. While another
+                // thread writes, wait: its write may cover them, and then
+                // we return without a sync of our own.
+                let wanted = self.state().ticket();
+                let mut group = lock(&disk.group);
+                while group.writing && group.durable < wanted {
+                    group = disk.done.wait(group).unwrap_or_else(|poisoned| poisoned.into_inner());
                 }
-                (disk.durable, disk.durable >= ticket)
+                if group.durable < wanted {
+                    group.writing = true;
+                    drop(group);
+                    let durable = self.write(&mut lock(&disk.journal));
+                    group = lock(&disk.group);
+                    group.writing = false;
+                    group.durable = group.durable.max(durable.unwrap_or(0));
+                    disk.done.notify_all();
+                }
+                (group.durable, group.durable >= wanted)
             }
         };
         let published = self.state().publish(durable);
@@ -112,6 +126,17 @@ impl Shared {
         }
         wake_all(&self.writers, published.wake, Waiting::Mail);
         all
+    }
+
+    /// Writes every change made so far (and compacts when the journal has
+    /// grown); returns the ticket of the last one, or `None` if the
+    /// journal cannot be written just now.
+    fn write(&self, journal: &mut Journal) -> Option<u64> {
+        let (records, ticket) = self.state().take_records();
+        let written = journal.append(&records);
+        self.note_storage(written.as_ref().err());
+        written.ok()?;
+        Some(if journal.wants_compaction() { self.compact(journal).unwrap_or(ticket) } else { ticket })
     }
 
     /// Logs when the journal stops, and starts again, taking writes.
@@ -133,27 +158,23 @@ impl Shared {
     /// journal lock keeps every other write waiting. If the rewrite fails
     /// (it needs space for a second file), the changes it took are appended
     /// to the old journal instead, and compaction is tried again later.
-    fn compact(&self, disk: &mut Disk) {
+    fn compact(&self, journal: &mut Journal) -> Option<u64> {
         let (records, snapshot, ticket) = {
             let mut state = self.state();
             // Changes not yet written are part of the snapshot.
             let (records, ticket) = state.take_records();
             (records, state.snapshot(), ticket)
         };
-        match disk.journal.rewrite(&snapshot) {
-            Ok(()) => {
-                log(Level::Info, "server", format_args!("journal compacted to {} records", snapshot.len()));
-                disk.durable = ticket;
-            }
+        match journal.rewrite(&snapshot) {
+            Ok(()) => log(Level::Info, "server", format_args!("journal compacted to {} records", snapshot.len())),
             Err(err) => {
                 log(Level::Warn, "server", format_args!("journal compaction failed ({err}); trying again later"));
-                let written = disk.journal.append(&records);
+                let written = journal.append(&records);
                 self.note_storage(written.as_ref().err());
-                if written.is_ok() {
-                    disk.durable = ticket;
-                }
+                written.ok()?;
             }
         }
+        Some(ticket)
     }
 
     /// Forgets the nicknames not logged in for `--forget-after-days`.

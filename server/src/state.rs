@@ -199,6 +199,12 @@ impl<C: Connection> State<C> {
         (self.records.as_mut().map(std::mem::take).unwrap_or_default(), self.tickets)
     }
 
+    /// The ticket of the latest change: [`State::publish`] up to it once
+    /// everything [`State::take_records`] gave is on disk.
+    pub fn ticket(&self) -> u64 {
+        self.tickets
+    }
+
     /// The token verifier of a registered nickname.
     pub fn verifier(&self, nick: &str) -> Option<[u8; 32]> {
         self.users.get(&nick_key(nick)).map(|user| user.verifier)
