@@ -41,7 +41,7 @@ key: ## Create chat.key (32 random bytes as hex, mode 0600); never overwrites.
 	@umask 077 && od -An -vtx1 -N32 /dev/urandom | tr -d ' \n' > chat.key && echo >> chat.key
 	@echo "wrote chat.key; give a copy to everyone who may chat, by a safe channel"
 
-bench: ## Load-test release builds on 127.0.0.1 (about a minute; ARGS="--quick" for less).
+bench: ## Load-test release builds on 127.0.0.1 (about two minutes; ARGS="--quick" for less).
 	@CARGO="$(CARGO)" scripts/bench.sh $(ARGS)
 
 deps: ## Install the Debian/Ubuntu packages above; elsewhere, list what to install.
