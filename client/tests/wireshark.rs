@@ -26,7 +26,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -511,24 +510,6 @@ fn the_verifier_command_in_wireshark_md_prints_the_verifier() {
 // A live capture on the loopback interface.
 // ---------------------------------------------------------------------------
 
-/// The `mitm` example, built once per run next to the test binaries (as
-/// in e2e/attack_lab.rs; kept here so the two test binaries stay apart).
-fn mitm_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // <target>/<profile>/deps/wireshark-<hash>
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "-q", "-p", "chat-client", "--no-default-features", "--example", "mitm"]);
-        cargo.arg("--manifest-path").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"));
-        cargo.arg("--target-dir").arg(profile_dir.parent().unwrap());
-        let output = cargo.output().unwrap();
-        assert!(output.status.success(), "cannot build the mitm example:\n{}", String::from_utf8_lossy(&output.stderr));
-        profile_dir.join("examples").join("mitm")
-    })
-}
-
 /// A running child, killed when dropped.
 struct Reaper(Child);
 
@@ -550,7 +531,7 @@ struct Mitm {
 /// Starts the attack lab's proxy in front of `server_port`, flipping a bit
 /// of frame `flip` (0: none; it numbers frames from 1).
 fn start_mitm(server_port: u16, flip: u32) -> Mitm {
-    let mut child = Command::new(mitm_binary())
+    let mut child = Command::new(support::mitm_binary())
         .args(["--listen", "127.0.0.1:0", "--to", &format!("127.0.0.1:{server_port}"), "--show"])
         .args(["--flip", &flip.to_string()])
         .stdout(Stdio::piped())

@@ -4,35 +4,17 @@
 //! doubled.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 
-use crate::support::{TestClient, TestServer, temp_dir};
-
-/// The `mitm` example, built once per run next to the test binaries.
-fn mitm_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // <target>/<profile>/deps/e2e-<hash>
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "-q", "-p", "chat-client", "--no-default-features", "--example", "mitm"]);
-        cargo.arg("--manifest-path").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"));
-        cargo.arg("--target-dir").arg(profile_dir.parent().unwrap());
-        let output = cargo.output().unwrap();
-        assert!(output.status.success(), "cannot build the mitm example:\n{}", String::from_utf8_lossy(&output.stderr));
-        profile_dir.join("examples").join("mitm")
-    })
-}
+use crate::support::{self, TestClient, TestServer, temp_dir};
 
 /// A running proxy, killed when dropped.
 struct Mitm(Child, u16);
 
 impl Mitm {
     fn start(server_port: u16, attack: &str, frame: u32) -> Mitm {
-        let mut child = Command::new(mitm_binary())
+        let mut child = Command::new(support::mitm_binary())
             .args(["--listen", "127.0.0.1:0", "--to", &format!("127.0.0.1:{server_port}"), "--show"])
             .args([attack, &frame.to_string()])
             .stdout(Stdio::piped())

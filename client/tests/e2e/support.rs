@@ -329,3 +329,20 @@ impl Drop for TestClient {
         kill(&mut self.child);
     }
 }
+
+/// The `mitm` example, built once per run next to the test binaries.
+pub fn mitm_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        // <target>/<profile>/deps/<test binary>-<hash>
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-q", "-p", "chat-client", "--no-default-features", "--example", "mitm"]);
+        cargo.arg("--manifest-path").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"));
+        cargo.arg("--target-dir").arg(profile_dir.parent().unwrap());
+        let output = cargo.output().unwrap();
+        assert!(output.status.success(), "cannot build the mitm example:\n{}", String::from_utf8_lossy(&output.stderr));
+        profile_dir.join("examples").join("mitm")
+    })
+}
