@@ -57,6 +57,8 @@ const USAGE: &str = "usage: loadgen --server PATH --work-dir DIR [OPTIONS]
   --only LIST       comma-separated scenarios: fanout,latency,idle,backlog,registered,journal
   --deliveries N    deliveries per fanout run [default: 4000000]
   --fanout LIST     fanout shapes to run, e.g. 1000x4,100x1 [default: all six]
+  --latency LIST    latency runs, SUBS:MODE with MODE journal or memory
+                    [default: 100:journal,100:memory,10:memory,1000:memory]
   --idle LIST       idle connection counts, e.g. 1000 [default: 1000,10000]
   --hold S          keep idle connections open S seconds after measuring,
                     to inspect the server (/proc/PID/smaps, perf)
@@ -106,6 +108,8 @@ struct Options {
     deliveries: u64,
     quick: bool,
     fanout: Vec<(usize, usize)>,
+    /// Subscribers, and whether the server runs with `--memory`.
+    latency: Vec<(usize, bool)>,
     idle: Vec<usize>,
     hold: Duration,
     pids: bool,
@@ -119,6 +123,7 @@ fn parse_options() -> Res<Options> {
         deliveries: 4_000_000,
         quick: false,
         fanout: vec![(10, 1), (10, 4), (100, 1), (100, 4), (1000, 1), (1000, 4)],
+        latency: vec![(100, false), (100, true), (10, true), (1000, true)],
         idle: vec![1_000, 10_000],
         hold: Duration::ZERO,
         pids: false,
@@ -143,6 +148,18 @@ fn parse_options() -> Res<Options> {
                 for shape in value.split(',') {
                     let (subs, pubs) = shape.split_once('x').ok_or(format!("--fanout: expected SxP, got {shape:?}"))?;
                     options.fanout.push((number(&flag, subs)?, number(&flag, pubs)?));
+                }
+            }
+            "--latency" => {
+                options.latency = Vec::new();
+                for run in value.split(',') {
+                    let memory = match run.split_once(':') {
+                        Some((_, "memory")) => true,
+                        Some((_, "journal")) => false,
+                        _ => return Err(format!("--latency: expected SUBS:journal or SUBS:memory, got {run:?}")),
+                    };
+                    let subs = run.split(':').next().unwrap_or_default();
+                    options.latency.push((number(&flag, subs)?, memory));
                 }
             }
             "--hold" => options.hold = Duration::from_secs(number(&flag, &value)? as u64),
@@ -253,8 +270,8 @@ fn run(options: &Options) -> Res<()> {
         // With the journal, each message waits for its own sync_data. 100
         // subscribers both ways; 10 and 1,000 in memory, to see how the
         // fan-out's size shapes the latency.
-        let runs = [(100, "journal", false), (100, "memory", true), (10, "memory", true), (1000, "memory", true)];
-        for (subs, mode, memory) in runs {
+        for &(subs, memory) in &options.latency {
+            let mode = if memory { "memory" } else { "journal" };
             let server = Server::start(options, &format!("latency-{subs}-{mode}"), memory, &[])?;
             let messages = if options.quick { 100 } else { 1000 };
             let run = fanout(&server, subs, 1, messages, Pace::Every(Duration::from_millis(10)))?;
