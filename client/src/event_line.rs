@@ -36,6 +36,7 @@ pub fn event_line(event: &Event) -> Option<String> {
         Event::Users(names) => vec!["users".into(), names.iter().map(|name| nick(name)).collect::<Vec<_>>().join(",")],
         Event::Joined(name) => vec!["joined".into(), nick(name)],
         Event::Left(name) => vec!["left".into(), nick(name)],
+        Event::Unlisted(count) => vec!["unlisted".into(), count.to_string()],
         Event::Message { msg, .. } => {
             let numbers = [msg.id.to_string(), msg.time_ms.to_string()];
             ["msg".into()].into_iter().chain(numbers).chain([nick(&msg.from), to(&msg.to), escape(&msg.text)]).collect()
@@ -118,6 +119,7 @@ mod tests {
             ),
             (Event::Failed { client_id: 9, reason: "no such user".into() }, Some("failed\t9\tno such user")),
             (Event::Dropped { count: 3, limit: 10_000 }, Some("dropped\t3\t10000")),
+            (Event::Unlisted(9000), Some("unlisted\t9000")),
             (Event::Disconnected { reason: Trouble::Closed, retry_in: retry(5.0) }, Some(closed.as_str())),
             (
                 Event::Disconnected { reason: Trouble::Lost("a\nb".into()), retry_in: retry(0.2) },

@@ -38,6 +38,9 @@ pub enum Event {
     Joined(String),
     /// A user went offline.
     Left(String),
+    /// This many users are online but not in the list, which the server
+    /// caps (UNLISTED); replaces the count before.
+    Unlisted(u64),
     /// A new message, reported once per id ever (per state directory).
     /// `missed`: it was sent before this connection's login, while we were away.
     Message { msg: ChatMsg, missed: bool },
@@ -252,6 +255,7 @@ impl Session {
                 }
             }
             ServerMsg::Dropped { count, limit } => actions.events.push(Event::Dropped { count, limit }),
+            ServerMsg::Unlisted { count } => actions.events.push(Event::Unlisted(count)),
         }
         Ok(())
     }
@@ -561,11 +565,14 @@ mod tests {
     }
 
     #[test]
-    fn dropped_becomes_an_event_with_its_numbers() {
+    fn dropped_and_unlisted_become_events_with_their_numbers() {
         let (mut session, _) = logged_in(Outbox::default(), 0);
         let mut actions = Actions::default();
         session.on_server(ServerMsg::Dropped { count: 3, limit: 10_000 }, &mut actions).unwrap();
         assert_eq!(actions.events, [Event::Dropped { count: 3, limit: 10_000 }]);
+        let mut actions = Actions::default();
+        session.on_server(ServerMsg::Unlisted { count: 9_000 }, &mut actions).unwrap();
+        assert_eq!(actions.events, [Event::Unlisted(9_000)]);
     }
 
     #[test]

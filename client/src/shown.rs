@@ -87,6 +87,7 @@ pub fn shown_event(mut event: Event) -> Event {
         Event::Queued { .. }
         | Event::Sent { .. }
         | Event::Dropped { .. }
+        | Event::Unlisted(_)
         | Event::Outbox(_)
         | Event::Disconnected { .. }
         | Event::Rejected { .. }

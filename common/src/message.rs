@@ -54,6 +54,8 @@ pub mod kind {
     pub const RETRY: u8 = 0x29;
     /// Server → client: messages were dropped from the mailbox.
     pub const DROPPED: u8 = 0x2A;
+    /// Server → client: how many online users the list leaves out.
+    pub const UNLISTED: u8 = 0x2B;
 }
 
 /// The handshake messages, sent as plain (untagged) frames.
@@ -130,6 +132,9 @@ pub enum ServerMsg {
     /// `count` messages were dropped unread from this user's mailbox
     /// since the user was last told, because it held `limit` [P-25].
     Dropped { count: u64, limit: u64 },
+    /// `count` users are online but not in the list, which names at most
+    /// `--max-listed` [P-28]; replaces the count told before.
+    Unlisted { count: u64 },
 }
 
 impl ChatMsg {
@@ -427,6 +432,7 @@ impl ServerMsg {
             ServerMsg::Error { .. } => kind::ERROR,
             ServerMsg::Retry { .. } => kind::RETRY,
             ServerMsg::Dropped { .. } => kind::DROPPED,
+            ServerMsg::Unlisted { .. } => kind::UNLISTED,
         }
     }
 
@@ -454,6 +460,7 @@ impl ServerMsg {
                 put_u64(out, *count);
                 put_u64(out, *limit);
             }
+            ServerMsg::Unlisted { count } => put_u64(out, *count),
         }
     }
 
@@ -480,6 +487,7 @@ impl ServerMsg {
             kind::ERROR => ServerMsg::Error { client_id: fields.u64("client_id")?, reason: fields.string("reason")? },
             kind::RETRY => ServerMsg::Retry { client_id: fields.u64("client_id")?, reason: fields.string("reason")? },
             kind::DROPPED => ServerMsg::Dropped { count: fields.u64("count")?, limit: fields.u64("limit")? },
+            kind::UNLISTED => ServerMsg::Unlisted { count: fields.u64("count")? },
             other => return Err(ProtocolError::UnknownKind(other)),
         };
         fields.finish()?;

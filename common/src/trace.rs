@@ -89,6 +89,7 @@ pub fn kind_name(kind: u8) -> Option<&'static str> {
         kind::ERROR => "ERROR",
         kind::RETRY => "RETRY",
         kind::DROPPED => "DROPPED",
+        kind::UNLISTED => "UNLISTED",
         _ => return None,
     })
 }
@@ -237,6 +238,7 @@ fn write_server(line: &mut String, message: &ServerMsg) {
             write!(line, " client_id={client_id} reason={}", text(reason))
         }
         ServerMsg::Dropped { count, limit } => write!(line, " count={count} limit={limit}"),
+        ServerMsg::Unlisted { count } => write!(line, " count={count}"),
     };
 }
 

@@ -24,10 +24,11 @@ SILENT_SECS = 60       # [P-26] give up on a server silent this long
 MAX_UNCONFIRMED = 256  # [P-22] SENDs in flight
 HELLO, CHALLENGE, PROOF, ACCEPT, FAIL = 0x01, 0x02, 0x03, 0x04, 0x05
 LOGIN, SEND, ACK, PING = 0x10, 0x11, 0x12, 0x13
-WELCOME, REJECT, USERS, JOINED, LEFT, MSG, SENT, PONG, ERROR, RETRY, DROPPED = range(0x20, 0x2B)
+WELCOME, REJECT, USERS, JOINED, LEFT, MSG, SENT, PONG, ERROR, RETRY, DROPPED, UNLISTED = range(0x20, 0x2C)
 # The fields of each server message: Q u64, ? flag, s string, S u16 count of strings.
 LAYOUTS = {WELCOME: "sQ", REJECT: "s", USERS: "?S", JOINED: "S", LEFT: "S",
-           MSG: "QQsss", SENT: "QQ", PONG: "", ERROR: "Qs", RETRY: "Qs", DROPPED: "QQ"}
+           MSG: "QQsss", SENT: "QQ", PONG: "", ERROR: "Qs", RETRY: "Qs", DROPPED: "QQ",
+           UNLISTED: "Q"}
 
 
 def fail(message):
@@ -232,7 +233,7 @@ class Connection:
 
 
 def handle(kind, fields, chat, state, token_path):
-    """Acts on one server message; USERS, JOINED, LEFT and PONG need nothing here."""
+    """Acts on one server message; USERS, JOINED, LEFT, UNLISTED and PONG need nothing here."""
     if kind == WELCOME:
         chat["welcomed"] = True
         if not state["accepted"]:  # [P-6] from now on this token is never registered again

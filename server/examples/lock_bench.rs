@@ -29,7 +29,7 @@ fn main() {
     let messages = 50_000;
     for registered in [10, 10_000] {
         let mail = Caps { messages: 1_000_000, bytes: usize::MAX, store_bytes: usize::MAX };
-        let limits = Limits { mail, max_users: usize::MAX, new_users_per_hour: u32::MAX };
+        let limits = Limits { mail, max_users: usize::MAX, new_users_per_hour: u32::MAX, max_listed: 1000 };
         let mut state = State::new(limits, true);
         let from = IpAddr::V4(Ipv4Addr::LOCALHOST);
         for n in 0..registered {

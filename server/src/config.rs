@@ -49,6 +49,8 @@ pub struct Config {
     pub store_bytes: usize,
     /// Registered nicknames.
     pub max_users: usize,
+    /// `--max-listed`: names in the online list; the rest are a count.
+    pub max_listed: usize,
     /// New nicknames per address per hour.
     pub new_users_per_hour: u32,
     /// A nickname not logged in for this long is forgotten with its mail.
@@ -91,6 +93,7 @@ impl Default for Config {
             mailbox_bytes: 8 << 20,
             store_bytes: 256 << 20,
             max_users: 10_000,
+            max_listed: 1_000,
             new_users_per_hour: 100,
             forget_after: Duration::from_secs(90 * 86_400),
             max_control: 4096,
@@ -135,6 +138,8 @@ Usage: chat-server [OPTIONS]
   --store-bytes BYTES      undelivered messages kept in all; past it SENDs are
                            refused until there is room again [default: 268435456]
   --max-users N            registered nicknames [default: 10000]
+  --max-listed N           names in the online list; the rest are shown as a
+                           count [default: 1000]
   --new-users-per-hour N   new nicknames from one address per hour [default: 100]
   --forget-after-days D    forget a nickname, and its mail, not logged in for
                            D days [default: 90]
@@ -211,6 +216,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--mailbox-bytes" => config.mailbox_bytes = number(flag, &value()?, 1024)?,
             "--store-bytes" => config.store_bytes = number(flag, &value()?, 1024)?,
             "--max-users" => config.max_users = number(flag, &value()?, 1)?,
+            "--max-listed" => config.max_listed = number(flag, &value()?, 1)?,
             "--new-users-per-hour" => config.new_users_per_hour = number(flag, &value()?, 1)?,
             "--forget-after-days" => config.forget_after = Duration::from_secs(number(flag, &value()?, 1u64)? * 86_400),
             "--max-control" => config.max_control = number(flag, &value()?, 16)?,

@@ -84,7 +84,12 @@ impl Server {
         let fingerprint = key.fingerprint();
         log(Level::Info, "server", format_args!("key {} (fingerprint {fingerprint})", config.key_file.display()));
         let caps = Caps { messages: config.mailbox, bytes: config.mailbox_bytes, store_bytes: config.store_bytes };
-        let limits = Limits { mail: caps, max_users: config.max_users, new_users_per_hour: config.new_users_per_hour };
+        let limits = Limits {
+            mail: caps,
+            max_users: config.max_users,
+            new_users_per_hour: config.new_users_per_hour,
+            max_listed: config.max_listed,
+        };
         let mut state = ChatState::new(limits, config.data_dir.is_some());
         let journal = match &config.data_dir {
             None => None,

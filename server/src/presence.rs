@@ -1,14 +1,19 @@
-//! Presence: who came online and who went, as one list that every
-//! connection shares. A login or logout appends one entry; each online
-//! connection has a cursor into the list (kept by the state) and sends what
-//! lies past it as a few JOINED and LEFT frames. So n logins cost n
-//! entries, not a frame for every online user each; the presence tick
-//! forgets the entries every cursor has passed.
+//! Presence: who is online, and who came and went, as one list that
+//! every connection shares. A login or logout appends an entry or two;
+//! each online connection has a cursor into the list (kept by the state)
+//! and sends what lies past it as a few JOINED, LEFT and UNLISTED frames.
+//! So n logins cost n entries, not a frame for every online user each; the
+//! presence tick forgets the entries every cursor has passed.
+//!
+//! The list names at most `--max-listed` users, the first to come online;
+//! the rest are a count (UNLISTED), and the oldest of them takes the place
+//! of a listed user who leaves. Without the cap, n logins send n² names:
+//! 10,000 logins, 700 MB of frames.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use chat_common::message::{Outgoing, kind, put_nicks};
+use chat_common::message::{Outgoing, ServerMsg, kind, put_nicks, put_users};
 
 /// Names per USERS, JOINED or LEFT frame: 1,000 × at most 34 bytes stays
 /// far below 64 KiB.
@@ -21,38 +26,105 @@ pub const USERS_PER_FRAME: usize = 1000;
 /// quarter of a second late is not noticed.
 pub const PRESENCE_DELAY: Duration = Duration::from_millis(250);
 
-/// The shared list of logins and logouts.
+/// Who is online, and the shared list of changes.
 #[derive(Default)]
 pub struct Presence {
-    entries: VecDeque<Entry>,
+    entries: VecDeque<Change>,
     /// Number of the entry at the front of `entries`.
     base: u64,
     /// The frames made last, for entries `.0` to `.1`. A tick finds most
     /// connections at the same cursor: they share one encoding, which took
     /// 10,000 logins from 4.8 to 4.3 s (PERFORMANCE.md, change 14).
     last: (u64, u64, Vec<Outgoing>),
+    /// Online users in the list, and the others, by login number (so the
+    /// longest online is listed first).
+    listed: BTreeMap<u64, String>,
+    unlisted: BTreeMap<u64, String>,
+    /// `--max-listed`.
+    max_listed: usize,
+    logins: u64,
 }
 
-/// One login (`joined`) or logout, and whom it is about.
-struct Entry {
-    nick: String,
-    joined: bool,
+/// One change to what connections show.
+enum Change {
+    Joined(String),
+    Left(String),
+    /// The number of online users not listed is now this.
+    Unlisted(u64),
 }
 
 impl Presence {
+    /// No one online; at most `max_listed` will be listed.
+    pub fn new(max_listed: usize) -> Self {
+        Presence { max_listed, ..Presence::default() }
+    }
+
     /// Number of the next entry: a cursor here has sent everything.
     pub fn end(&self) -> u64 {
         self.base + self.entries.len() as u64
     }
 
-    /// Records that `nick` came online (`joined`) or went.
-    pub fn push(&mut self, nick: &str, joined: bool) {
-        self.entries.push_back(Entry { nick: nick.to_string(), joined });
+    /// `nick` came online: listed if there is room. Returns its login
+    /// number, for [`Presence::went`].
+    pub fn came(&mut self, nick: &str) -> u64 {
+        self.logins += 1;
+        // SECURITY: the list names at most --max-listed users: a login sends at most that many names, not one per user online.
+        if self.listed.len() < self.max_listed {
+            self.listed.insert(self.logins, nick.to_string());
+            self.entries.push_back(Change::Joined(nick.to_string()));
+        } else {
+            self.unlisted.insert(self.logins, nick.to_string());
+            self.entries.push_back(Change::Unlisted(self.unlisted.len() as u64));
+        }
+        self.logins
+    }
+
+    /// The user with login number `login` went; the longest online of the
+    /// unlisted takes a listed user's place.
+    pub fn went(&mut self, login: u64) {
+        // Whether the number of unlisted users changed.
+        let fewer_unlisted = match self.listed.remove(&login) {
+            Some(nick) => {
+                self.entries.push_back(Change::Left(nick));
+                let next = self.unlisted.pop_first();
+                if let Some((login, nick)) = &next {
+                    self.entries.push_back(Change::Joined(nick.clone()));
+                    self.listed.insert(*login, nick.clone());
+                }
+                next.is_some()
+            }
+            None => self.unlisted.remove(&login).is_some(),
+        };
+        if fewer_unlisted {
+            self.entries.push_back(Change::Unlisted(self.unlisted.len() as u64));
+        }
+    }
+
+    /// The online list for a new connection: USERS frames (at most
+    /// [`USERS_PER_FRAME`] names each, the last one marked), then UNLISTED
+    /// if the list leaves anyone out.
+    pub fn users(&self) -> Vec<Outgoing> {
+        // Encoded from borrowed names: with thousands online, cloning each
+        // name for every login was a good part of a login's cost.
+        let names: Vec<&str> = self.listed.values().map(String::as_str).collect();
+        let chunks = names.chunks(USERS_PER_FRAME);
+        let count = chunks.len();
+        let mut frames = Vec::new();
+        for (index, chunk) in chunks.enumerate() {
+            let mut payload = Vec::new();
+            put_users(&mut payload, index + 1 == count, chunk.iter().copied());
+            frames.push(Outgoing { kind: kind::USERS, payload: payload.into() });
+        }
+        if !self.unlisted.is_empty() {
+            frames.push(Outgoing::new(&ServerMsg::Unlisted { count: self.unlisted.len() as u64 }));
+        }
+        frames
     }
 
     /// What a connection at `cursor` has not sent yet, as one JOINED or
     /// LEFT frame per run of the same kind (at most [`USERS_PER_FRAME`]
-    /// names each); moves the cursor to the end.
+    /// names each), then the latest UNLISTED count; moves the cursor to the
+    /// end.
     pub fn take(&mut self, cursor: &mut u64) -> Vec<Outgoing> {
         let (from, end) = ((*cursor).max(self.base), self.end());
         *cursor = end;
@@ -66,15 +138,33 @@ impl Presence {
     }
 
     fn encode_from(&self, from: u64) -> Vec<Outgoing> {
-        let mut frames = Vec::new();
-        let mut start = (from - self.base) as usize;
-        while start < self.entries.len() {
-            let joined = self.entries[start].joined;
-            let run = self.entries.range(start..).take(USERS_PER_FRAME).take_while(|e| e.joined == joined).count();
-            let mut payload = Vec::new();
-            put_nicks(&mut payload, self.entries.range(start..start + run).map(|entry| entry.nick.as_str()));
-            frames.push(Outgoing { kind: if joined { kind::JOINED } else { kind::LEFT }, payload: payload.into() });
-            start += run;
+        let (mut frames, mut unlisted) = (Vec::new(), None);
+        let (mut run, mut run_kind) = (Vec::new(), kind::JOINED);
+        let flush = |frames: &mut Vec<Outgoing>, run: &mut Vec<&str>, kind| {
+            if !run.is_empty() {
+                let mut payload = Vec::new();
+                put_nicks(&mut payload, run.drain(..));
+                frames.push(Outgoing { kind, payload: payload.into() });
+            }
+        };
+        for change in self.entries.range((from - self.base) as usize..) {
+            let (nick, kind) = match change {
+                Change::Joined(nick) => (nick, kind::JOINED),
+                Change::Left(nick) => (nick, kind::LEFT),
+                Change::Unlisted(count) => {
+                    unlisted = Some(*count);
+                    continue;
+                }
+            };
+            if kind != run_kind || run.len() == USERS_PER_FRAME {
+                flush(&mut frames, &mut run, run_kind);
+                run_kind = kind;
+            }
+            run.push(nick);
+        }
+        flush(&mut frames, &mut run, run_kind);
+        if let Some(count) = unlisted {
+            frames.push(Outgoing::new(&ServerMsg::Unlisted { count }));
         }
         frames
     }

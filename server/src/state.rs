@@ -18,12 +18,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chat_common::MAX_UNCONFIRMED_SENDS;
-use chat_common::message::{ChatMsg, Outgoing, ServerMsg, kind, put_users};
+use chat_common::message::{ChatMsg, Outgoing, ServerMsg};
 use chat_common::validate::nick_key;
 
 use crate::journal::Record;
 use crate::mail::{Caps, Mailbox, Store, Taken};
-use crate::presence::{Presence, USERS_PER_FRAME};
+use crate::presence::Presence;
 
 mod replay;
 mod teacher;
@@ -49,6 +49,8 @@ pub struct Limits {
     pub max_users: usize,
     /// `--new-users-per-hour`: registrations per address per hour.
     pub new_users_per_hour: u32,
+    /// `--max-listed`: names in the online list.
+    pub max_listed: usize,
 }
 
 /// One registered nickname.
@@ -74,13 +76,13 @@ pub struct User {
 /// A user's current connection, and how far it has got.
 struct Online<C> {
     conn: C,
-    /// The display nickname (a copy, so the online list needs no lookups).
-    nick: String,
     /// Highest message id taken for this connection; 0 at each login, so
     /// everything unacknowledged is sent again.
     sent_up_to: u64,
     /// Its cursor in the presence list.
     presence_seen: u64,
+    /// Its login number in the presence list (see [`Presence::came`]).
+    login: u64,
 }
 
 /// What a LOGIN asks for, with what the handshake saw.
@@ -178,7 +180,7 @@ impl<C: Connection> State<C> {
             limits,
             mail: Store::new(limits.mail),
             staged: VecDeque::new(),
-            presence: Presence::default(),
+            presence: Presence::new(limits.max_listed),
             registrations: HashMap::new(),
             records: journaled.then(Vec::new),
             tickets: 0,
@@ -239,22 +241,15 @@ impl<C: Connection> State<C> {
         let nick = user.nick.clone();
         self.record(Record::Seen { nick: nick.clone(), at_ms: now_ms });
         self.ack(&nick, last_seen);
-        let online = Online { conn, nick: nick.clone(), sent_up_to: 0, presence_seen: 0 };
+        // A new connection of someone online keeps its place in the list.
+        let login = match self.online.get(&key) {
+            Some(old) => old.login,
+            None => self.presence.came(&nick),
+        };
+        let online = Online { conn, sent_up_to: 0, presence_seen: 0, login };
         let replaced = self.online.insert(key.clone(), online).map(|old| old.conn);
         let mut frames = vec![Outgoing::new(&ServerMsg::Welcome { nick: nick.clone(), server_time_ms: now_ms })];
-        // Encoded from borrowed names: with thousands online, cloning each
-        // name for every login was a good part of a login's cost.
-        let names: Vec<&str> = self.online.values().map(|online| online.nick.as_str()).collect();
-        let chunks = names.chunks(USERS_PER_FRAME);
-        let count = chunks.len();
-        for (index, chunk) in chunks.enumerate() {
-            let mut payload = Vec::new();
-            put_users(&mut payload, index + 1 == count, chunk.iter().copied());
-            frames.push(Outgoing { kind: kind::USERS, payload: payload.into() });
-        }
-        if replaced.is_none() {
-            self.presence.push(&nick, true);
-        }
+        frames.extend(self.presence.users());
         // USERS covers everything before this point, and a cursor after our
         // own JOINED means no one hears of themselves.
         let end = self.presence.end();
@@ -310,8 +305,9 @@ impl<C: Connection> State<C> {
     pub fn logout(&mut self, nick: &str, conn: &C) {
         let key = nick_key(nick);
         if self.online.get(&key).is_some_and(|online| online.conn.id() == conn.id()) {
-            let gone = self.online.remove(&key).map(|online| online.nick).unwrap_or_default();
-            self.presence.push(&gone, false);
+            if let Some(gone) = self.online.remove(&key) {
+                self.presence.went(gone.login);
+            }
         }
     }
 

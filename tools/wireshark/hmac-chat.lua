@@ -126,6 +126,7 @@ local KIND = {
     LOGIN = 0x10, SEND = 0x11, ACK = 0x12, PING = 0x13,
     WELCOME = 0x20, REJECT = 0x21, USERS = 0x22, JOINED = 0x23, LEFT = 0x24,
     MSG = 0x25, SENT = 0x26, PONG = 0x27, ERROR = 0x28, RETRY = 0x29, DROPPED = 0x2a,
+    UNLISTED = 0x2b,
 }
 local KIND_NAMES = {}
 for name, value in pairs(KIND) do
@@ -171,6 +172,7 @@ local F = {
     time = ProtoField.uint64("hmacchat.time_ms", "Stored at (Unix ms)", base.DEC),
     from = ProtoField.string("hmacchat.from", "From"),
     dropped = ProtoField.uint64("hmacchat.dropped", "Messages dropped", base.DEC),
+    unlisted = ProtoField.uint64("hmacchat.unlisted", "Online, not listed", base.DEC),
     limit = ProtoField.uint64("hmacchat.limit", "Mailbox limit", base.DEC),
     payload = ProtoField.bytes("hmacchat.payload", "Payload"),
     tag = ProtoField.bytes("hmacchat.tag", "Tag"),
@@ -619,6 +621,7 @@ local LAYOUTS = {
         local count = r:u64(F.dropped, "count")
         return tostring(count) .. " dropped, limit " .. tostring(r:u64(F.limit, "limit"))
     end,
+    [KIND.UNLISTED] = function(r) return tostring(r:u64(F.unlisted, "count")) .. " more online" end,
 }
 
 -- Whether a kind may travel in a direction at all [P-15].
@@ -627,7 +630,7 @@ local function kind_fits(kind, dir, handshake)
         return kind <= KIND.FAIL and ((dir == "c2s") == (kind == KIND.HELLO or kind == KIND.PROOF))
     end
     if dir == "c2s" then return kind >= KIND.LOGIN and kind <= KIND.PING end
-    return kind >= KIND.WELCOME and kind <= KIND.DROPPED
+    return kind >= KIND.WELCOME and kind <= KIND.UNLISTED
 end
 
 -- Adds one whole frame, tvb(offset, total), to the tree and the Info column.

@@ -60,6 +60,8 @@ struct App {
     session: u64,
     status: Status,
     users: Vec<String>,
+    /// Users online but not in the list (UNLISTED).
+    unlisted: u64,
     conversation: Conversation,
     /// The last line sent, for Up.
     last_line: String,
@@ -136,6 +138,7 @@ pub fn run(config: Config, key: Result<Key, KeyTrouble>, utc_offset: i64) -> Exi
         session: 0,
         status,
         users: Vec::new(),
+        unlisted: 0,
         conversation: Conversation::new(texts, "", utc_offset),
         last_line: String::new(),
         event_log,
@@ -230,8 +233,8 @@ impl App {
             return self.ask(&why, Field::Nick);
         }
         self.status = Status { nick, server: format::server_text(&host, port), link: Link::Connecting, outbox: 0 };
-        self.users = Vec::new();
-        self.chat.set_users(&[], "");
+        (self.users, self.unlisted) = (Vec::new(), 0);
+        self.chat.set_users(&[], "", self.texts.get(S::Online));
         self.set_marker(false);
         self.chat.show();
         self.dialog.hide();
@@ -370,14 +373,22 @@ impl App {
                 }
             }
             Event::Users(users) => self.users = users.clone(),
+            // With people left out of the list the room is large: arrivals
+            // and departures would flood the conversation, and a name moving
+            // into the list did not just come.
             Event::Joined(nick) => {
                 self.users.push(nick.clone());
-                self.conversation.notice(Kind::Presence, &texts.fill(S::Joined, &[("nick", nick)]), now);
+                if self.unlisted == 0 {
+                    self.conversation.notice(Kind::Presence, &texts.fill(S::Joined, &[("nick", nick)]), now);
+                }
             }
             Event::Left(nick) => {
                 self.users.retain(|user| nick_key(user) != nick_key(nick));
-                self.conversation.notice(Kind::Presence, &texts.fill(S::Left, &[("nick", nick)]), now);
+                if self.unlisted == 0 {
+                    self.conversation.notice(Kind::Presence, &texts.fill(S::Left, &[("nick", nick)]), now);
+                }
             }
+            Event::Unlisted(count) => self.unlisted = *count,
             Event::Message { msg, missed } => self.conversation.message(msg, *missed),
             Event::Queued { client_id, to, text } => self.conversation.queued(*client_id, to.as_deref(), text, now),
             Event::Sent { client_id, id } => self.conversation.sent(*client_id, *id),
@@ -396,7 +407,7 @@ impl App {
                 if self.status.link == Link::Connected {
                     let why = trouble_text(reason, texts);
                     self.conversation.notice(Kind::Problem, &texts.fill(S::ConnectionLost, &[("reason", &why)]), now);
-                    self.users.clear();
+                    (self.users, self.unlisted) = (Vec::new(), 0);
                 }
                 self.status.link = Link::Offline { reason: reason.clone(), retry_at: Instant::now() + *retry_in };
             }
@@ -420,9 +431,16 @@ impl App {
         if self.closing {
             self.status.link = Link::Closing;
         }
-        if matches!(event, Event::Users(_) | Event::Joined(_) | Event::Left(_) | Event::Disconnected { .. }) {
+        if matches!(
+            event,
+            Event::Users(_) | Event::Joined(_) | Event::Left(_) | Event::Unlisted(_) | Event::Disconnected { .. }
+        ) {
             format::sort_users(&mut self.users);
-            self.chat.set_users(&self.users, &self.status.nick);
+            let label = match self.unlisted {
+                0 => texts.get(S::Online).to_string(),
+                count => texts.fill(S::OnlineMore, &[("count", &count.to_string())]),
+            };
+            self.chat.set_users(&self.users, &self.status.nick, &label);
         }
         if let Some(line) = line {
             self.log(&line);

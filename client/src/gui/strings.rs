@@ -49,6 +49,7 @@ strings! {
     TokenUnknown: "the server does not know this nickname's owner token (its data was reset, or it is not the real server)",
         "el servidor no conoce el testigo de este apodo (se borraron sus datos, o no es el servidor de verdad)";
     Online: "Online", "Conectados";
+    OnlineMore: "Online, and {count} more", "Conectados, y {count} más";
     Send: "Send", "Enviar";
     Placeholder: "Write a message · /msg NICK text for a private one · /help",
         "Escribe un mensaje · /msg APODO texto para uno privado · /help";

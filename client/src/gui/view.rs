@@ -379,7 +379,13 @@ impl ChatWindow {
     }
 
     /// Shows the online users, each name in its colour, `me` in bold.
-    pub fn set_users(&mut self, users: &[String], me: &str) {
+    /// Shows `users` (`me` in bold) under `label`.
+    pub fn set_users(&mut self, users: &[String], me: &str, label: &str) {
+        if self.users.label() != label {
+            self.users.set_label(label);
+            // The label is drawn above the list, on the window.
+            self.window.redraw();
+        }
         self.users.clear();
         for nick in users {
             let bold = if nick_key(nick) == nick_key(me) { "@b" } else { "" };

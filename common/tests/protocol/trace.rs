@@ -258,6 +258,7 @@ fn every_server_kind_shows_its_fields() {
         ),
         (ServerMsg::Retry { client_id: 4, reason: "full".into() }, " RETRY len=55 client_id=4 reason=\"full\" tag="),
         (ServerMsg::Dropped { count: 5, limit: 10_000 }, " DROPPED len=57 count=5 limit=10000 tag="),
+        (ServerMsg::Unlisted { count: 9_000 }, " UNLISTED len=49 count=9000 tag="),
     ];
     for (message, wanted) in cases {
         let shown = line(message);
@@ -346,9 +347,9 @@ fn a_frame_the_decoders_refuse_shows_why_instead_of_its_fields() {
     let shown = sealed_line(&at, &client_kind, Verdict::Verified);
     assert!(shown.contains(" #2 HELLO len=41 [malformed: unknown frame kind 0x01] tag="), "{shown}");
     let mut unknown = Vec::new();
-    sealer.seal(0x2b, b"", &mut unknown);
+    sealer.seal(0x2c, b"", &mut unknown);
     assert!(
         sealed_line(&at, &unknown, Verdict::Verified)
-            .contains(" #3 0x2b len=41 [malformed: unknown frame kind 0x2b] tag=")
+            .contains(" #3 0x2c len=41 [malformed: unknown frame kind 0x2c] tag=")
     );
 }

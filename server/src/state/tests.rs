@@ -4,6 +4,7 @@
 
 use super::*;
 use chat_common::auth::{Opener, Sealer};
+use chat_common::message::kind;
 
 /// In these tests a connection is just its number.
 impl Connection for u64 {
@@ -16,7 +17,7 @@ pub(super) const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 pub(super) fn limits(messages: usize) -> Limits {
     let mail = Caps { messages, bytes: 1 << 20, store_bytes: 1 << 24 };
-    Limits { mail, max_users: 100_000, new_users_per_hour: 100_000 }
+    Limits { mail, max_users: 100_000, new_users_per_hour: 100_000, max_listed: 1000 }
 }
 
 pub(super) fn decode(out: &Outgoing) -> ServerMsg {
@@ -185,6 +186,40 @@ fn presence_is_shared_trimmed_once_sent_and_never_about_oneself() {
     assert_eq!(state.presence_due(), [1], "a has a LEFT to send");
     let kinds: Vec<u8> = state.take_presence("a", &1).iter().map(|o| o.kind).collect();
     assert_eq!(kinds, [kind::LEFT]);
+}
+
+#[test]
+fn the_list_names_the_first_max_listed_online_and_counts_the_rest() {
+    let mut state = State::new(Limits { max_listed: 2, ..limits(10) }, false);
+    let users = |login: Login<u64>| login.frames[1..].iter().map(decode).collect::<Vec<_>>();
+    let names = |nicks: &[&str]| nicks.iter().map(|nick| nick.to_string()).collect::<Vec<_>>();
+    logged_in(&mut state, "a", 1);
+    logged_in(&mut state, "b", 2);
+    let for_c = users(logged_in(&mut state, "c", 3));
+    assert_eq!(for_c, [ServerMsg::Users { last: true, nicks: names(&["a", "b"]) }, ServerMsg::Unlisted { count: 1 }]);
+    let for_d = users(logged_in(&mut state, "d", 4));
+    assert_eq!(for_d[1], ServerMsg::Unlisted { count: 2 }, "c and d, not named");
+    let for_a: Vec<ServerMsg> = state.take_presence("a", &1).iter().map(decode).collect();
+    assert_eq!(for_a, [ServerMsg::Joined { nicks: names(&["b"]) }, ServerMsg::Unlisted { count: 2 }]);
+
+    // A listed user leaves: the longest online of the others takes the place.
+    state.logout("a", &1);
+    let for_b: Vec<ServerMsg> = state.take_presence("b", &2).iter().map(decode).collect();
+    let expected = [ServerMsg::Left { nicks: names(&["a"]) }, ServerMsg::Joined { nicks: names(&["c"]) }];
+    assert_eq!(for_b[..2], expected);
+    assert_eq!(for_b[2..], [ServerMsg::Unlisted { count: 1 }], "only the latest count");
+    // Reconnecting keeps one's place; an unlisted user leaving changes the count only.
+    assert_eq!(users(logged_in(&mut state, "c", 5))[0], ServerMsg::Users { last: true, nicks: names(&["b", "c"]) });
+    state.logout("d", &4);
+    let for_b: Vec<ServerMsg> = state.take_presence("b", &2).iter().map(decode).collect();
+    assert_eq!(for_b, [ServerMsg::Unlisted { count: 0 }]);
+    state.logout("b", &2);
+    let for_c: Vec<ServerMsg> = state.take_presence("c", &5).iter().map(decode).collect();
+    assert_eq!(
+        for_c,
+        [ServerMsg::Left { nicks: names(&["b"]) }, ServerMsg::Unlisted { count: 0 }],
+        "no one to move up"
+    );
 }
 
 #[test]
