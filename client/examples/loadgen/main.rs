@@ -41,11 +41,13 @@ use chat_common::random::random_bytes;
 use chat_common::{ACK_AFTER, ACK_DELAY, MAX_FRAME_LEN};
 
 mod client;
+mod floor;
 mod scenarios;
 mod server;
 mod stats;
 
 use client::*;
+use floor::{FLOOR_SERVER, floor};
 use scenarios::*;
 use server::*;
 use stats::*;
@@ -54,11 +56,12 @@ const USAGE: &str = "usage: loadgen --server PATH --work-dir DIR [OPTIONS]
   --server PATH     the chat-server binary to start for each run
   --work-dir DIR    an empty directory for keys, journals and server logs
   --quick           about a tenth of the load, for a smoke test
-  --only LIST       comma-separated scenarios: fanout,latency,idle,backlog,registered,journal
+  --only LIST       comma-separated scenarios: fanout,latency,floor,idle,backlog,registered,journal
   --deliveries N    deliveries per fanout run [default: 4000000]
   --fanout LIST     fanout shapes to run, e.g. 1000x4,100x1 [default: all six]
   --latency LIST    latency runs, SUBS:MODE with MODE journal or memory
-                    [default: 100:journal,100:memory,10:memory,1000:memory]
+                    [default: 100:journal,100:memory,10:memory,1000:memory];
+                    floor runs the SUBS of the memory runs
   --idle LIST       idle connection counts, e.g. 1000 [default: 1000,10000]
   --hold S          keep idle connections open S seconds after measuring,
                     to inspect the server (/proc/PID/smaps, perf)
@@ -228,14 +231,27 @@ impl Report {
             Some(mode) => format!("{}x{} {mode}", run.subs, run.pubs),
             None => format!("{}x{}", run.subs, run.pubs),
         };
-        let figure = if scenario == "latency" {
+        let paced = scenario == "latency" || scenario == "floor";
+        let figure = if paced {
             format!("{} msg/s", (run.messages as f64 / run.seconds).round())
         } else {
             format!("{:.0} deliveries/s", rate)
         };
         let checks = format!("lost {} dup {}", run.lost, run.duplicates);
         let latency = format!("p50 {p50} p99 {p99} max {} µs", run.latency.max);
-        let cpu = format!("server {:.1} s, loadgen {:.1} s", run.server_cpu_s, run.loadgen_cpu_s);
+        let (server_cpu, own_cpu) = (run.server_cpu_s, run.loadgen_cpu_s);
+        let cpu = if paced {
+            // Paced runs use little CPU: per delivery, the floor and the
+            // real server compare.
+            let per = |seconds: f64| seconds * 1e6 / run.deliveries.max(1) as f64;
+            format!(
+                "server {server_cpu:.2} s, loadgen {own_cpu:.2} s ({:.1}, {:.1} µs per delivery)",
+                per(server_cpu),
+                per(own_cpu)
+            )
+        } else {
+            format!("server {server_cpu:.1} s, loadgen {own_cpu:.1} s")
+        };
         self.line(json, [format!("{scenario} {what}"), figure, latency, checks, cpu]);
     }
 
@@ -276,6 +292,20 @@ fn run(options: &Options) -> Res<()> {
             let messages = if options.quick { 100 } else { 1000 };
             let run = fanout(&server, subs, 1, messages, Pace::Every(Duration::from_millis(10)))?;
             report.fanout("latency", Some(mode), &run);
+        }
+    }
+    if options.wants("floor") {
+        // The same receiver counts as the latency runs in memory, to set
+        // the two side by side.
+        let mut sizes: Vec<usize> = Vec::new();
+        for &(subs, memory) in &options.latency {
+            if memory && !sizes.contains(&subs) {
+                sizes.push(subs);
+            }
+        }
+        for receivers in sizes {
+            let run = floor(receivers, if options.quick { 100 } else { 1000 })?;
+            report.fanout("floor", None, &run);
         }
     }
     if options.wants("idle") {
@@ -377,6 +407,16 @@ fn run(options: &Options) -> Res<()> {
 
 fn main() -> ExitCode {
     now_us();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(FLOOR_SERVER) {
+        return match floor::serve(args.get(2..).unwrap_or_default()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("loadgen {FLOOR_SERVER}: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if std::env::args().any(|arg| arg == "-h" || arg == "--help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;

@@ -11,6 +11,7 @@ pub enum Pace {
     Every(Duration),
 }
 
+#[derive(Default)]
 pub struct FanoutRun {
     pub subs: usize,
     pub pubs: usize,

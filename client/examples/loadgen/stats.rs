@@ -70,6 +70,12 @@ impl Histogram {
     }
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// What one recipient saw of the benchmark messages.
 pub struct Tally {
     /// One bit per (publisher, sequence number) received.
