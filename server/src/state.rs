@@ -304,10 +304,10 @@ impl<C: Connection> State<C> {
     /// may have taken over), telling everyone else.
     pub fn logout(&mut self, nick: &str, conn: &C) {
         let key = nick_key(nick);
-        if self.online.get(&key).is_some_and(|online| online.conn.id() == conn.id()) {
-            if let Some(gone) = self.online.remove(&key) {
-                self.presence.went(gone.login);
-            }
+        if self.online.get(&key).is_some_and(|online| online.conn.id() == conn.id())
+            && let Some(gone) = self.online.remove(&key)
+        {
+            self.presence.went(gone.login);
         }
     }
 
