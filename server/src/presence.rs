@@ -40,6 +40,9 @@ pub struct Presence {
     /// longest online is listed first).
     listed: BTreeMap<u64, String>,
     unlisted: BTreeMap<u64, String>,
+    /// The USERS frames for `listed`, made at the first login after it
+    /// changed: once the list is full, thousands of logins share them.
+    listing: Option<Vec<Outgoing>>,
     /// `--max-listed`.
     max_listed: usize,
     logins: u64,
@@ -70,6 +73,7 @@ impl Presence {
         self.logins += 1;
         // SECURITY: the list names at most --max-listed users: a login sends at most that many names, not one per user online.
         if self.listed.len() < self.max_listed {
+            self.listing = None;
             self.listed.insert(self.logins, nick.to_string());
             self.entries.push_back(Change::Joined(nick.to_string()));
         } else {
@@ -85,6 +89,7 @@ impl Presence {
         // Whether the number of unlisted users changed.
         let fewer_unlisted = match self.listed.remove(&login) {
             Some(nick) => {
+                self.listing = None;
                 self.entries.push_back(Change::Left(nick));
                 let next = self.unlisted.pop_first();
                 if let Some((login, nick)) = &next {
@@ -103,18 +108,9 @@ impl Presence {
     /// The online list for a new connection: USERS frames (at most
     /// [`USERS_PER_FRAME`] names each, the last one marked), then UNLISTED
     /// if the list leaves anyone out.
-    pub fn users(&self) -> Vec<Outgoing> {
-        // Encoded from borrowed names: with thousands online, cloning each
-        // name for every login was a good part of a login's cost.
-        let names: Vec<&str> = self.listed.values().map(String::as_str).collect();
-        let chunks = names.chunks(USERS_PER_FRAME);
-        let count = chunks.len();
-        let mut frames = Vec::new();
-        for (index, chunk) in chunks.enumerate() {
-            let mut payload = Vec::new();
-            put_users(&mut payload, index + 1 == count, chunk.iter().copied());
-            frames.push(Outgoing { kind: kind::USERS, payload: payload.into() });
-        }
+    pub fn users(&mut self) -> Vec<Outgoing> {
+        let listed = &self.listed;
+        let mut frames = self.listing.get_or_insert_with(|| encode_users(listed)).clone();
         if !self.unlisted.is_empty() {
             frames.push(Outgoing::new(&ServerMsg::Unlisted { count: self.unlisted.len() as u64 }));
         }
@@ -181,4 +177,19 @@ impl Presence {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// USERS frames naming `listed`, at most [`USERS_PER_FRAME`] each, the last
+/// one marked.
+fn encode_users(listed: &BTreeMap<u64, String>) -> Vec<Outgoing> {
+    let names: Vec<&str> = listed.values().map(String::as_str).collect();
+    let chunks = names.chunks(USERS_PER_FRAME);
+    let count = chunks.len();
+    let mut frames = Vec::new();
+    for (index, chunk) in chunks.enumerate() {
+        let mut payload = Vec::new();
+        put_users(&mut payload, index + 1 == count, chunk.iter().copied());
+        frames.push(Outgoing { kind: kind::USERS, payload: payload.into() });
+    }
+    frames
 }

@@ -195,9 +195,10 @@ fn the_list_names_the_first_max_listed_online_and_counts_the_rest() {
     let names = |nicks: &[&str]| nicks.iter().map(|nick| nick.to_string()).collect::<Vec<_>>();
     logged_in(&mut state, "a", 1);
     logged_in(&mut state, "b", 2);
-    let for_c = users(logged_in(&mut state, "c", 3));
+    let (login_c, login_d) = (logged_in(&mut state, "c", 3), logged_in(&mut state, "d", 4));
+    assert!(Arc::ptr_eq(&login_c.frames[1].payload, &login_d.frames[1].payload), "a full list is encoded once");
+    let (for_c, for_d) = (users(login_c), users(login_d));
     assert_eq!(for_c, [ServerMsg::Users { last: true, nicks: names(&["a", "b"]) }, ServerMsg::Unlisted { count: 1 }]);
-    let for_d = users(logged_in(&mut state, "d", 4));
     assert_eq!(for_d[1], ServerMsg::Unlisted { count: 2 }, "c and d, not named");
     let for_a: Vec<ServerMsg> = state.take_presence("a", &1).iter().map(decode).collect();
     assert_eq!(for_a, [ServerMsg::Joined { nicks: names(&["b"]) }, ServerMsg::Unlisted { count: 2 }]);
