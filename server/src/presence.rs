@@ -22,9 +22,9 @@ pub const USERS_PER_FRAME: usize = 1000;
 /// How long presence frames may wait for the presence tick, which gets
 /// them sent together. n logins make up to n × `--max-listed` JOINED
 /// names and as many UNLISTED counts: a wake-up and a write for each
-/// would keep the writers busy (a wake-up costs
-/// microseconds) and slow a burst of logins down. Someone shown online a
-/// quarter of a second late is not noticed.
+/// would keep the writers busy (a wake-up costs microseconds) and slow a
+/// burst of logins down. Someone shown online a quarter of a second late
+/// is not noticed.
 pub const PRESENCE_DELAY: Duration = Duration::from_millis(250);
 
 /// Who is online, and the shared list of changes.
