@@ -575,3 +575,23 @@ fn the_window_shows_what_a_server_should_not_send_escaped_and_keeps_one_row_per_
     window.child.0.kill().unwrap();
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn past_the_servers_list_limit_the_window_counts_the_others_and_does_not_announce_them() {
+    let _turn = DISPLAY_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = temp_dir("listed");
+    let server = TestServer::start_with(&["--max-listed", "1"]);
+    let display = Display::open();
+    let mut bob = Headless::start(&server, "bob", &dir);
+    bob.expect("connected\tbob", "");
+    let mut window = Window::start(&display, &server, &dir.join("gui_ana"), &["--nick", "gui_ana"]);
+    window.wait_for("the count under the label", |line| line == "window\tusers\tOnline, and 1 more\tbob");
+    bob.expect("unlisted\t1", "");
+
+    // bob leaves: gui_ana moves into the list, which is whole again.
+    bob.say("/quit");
+    window.wait_for("the list without a count", |line| line == "window\tusers\tOnline\tgui_ana");
+    let announced: Vec<String> = window.log().into_iter().filter(|line| line.contains("\tpresence\t")).collect();
+    assert!(announced.is_empty(), "a room past the limit announces no one: {announced:?}");
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -441,6 +441,7 @@ impl App {
                 count => texts.fill(S::OnlineMore, &[("count", &count.to_string())]),
             };
             self.chat.set_users(&self.users, &self.status.nick, &label);
+            self.log(&format!("window\tusers\t{label}\t{}", self.users.join(",")));
         }
         if let Some(line) = line {
             self.log(&line);
