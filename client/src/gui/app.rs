@@ -27,12 +27,12 @@ use chat_client::{
     parse_line, shown_event, start,
 };
 use chat_common::keyfile::load_key;
-use chat_common::validate::{nick_key, validate_nick, validate_text};
+use chat_common::validate::{validate_nick, validate_text};
 use chat_common::{DEFAULT_PORT, MAX_TEXT_LEN};
 
 use super::Message;
 use super::conversation::{Change, Conversation, Kind};
-use super::format::{self};
+use super::format::{self, Online};
 use super::pane::Pane;
 use super::status::{Link, Status, key_text, rejection_text, seconds_until, trouble_text};
 use super::strings::{S, Texts};
@@ -59,9 +59,7 @@ struct App {
     /// Number of the current network thread; older threads' events are stale.
     session: u64,
     status: Status,
-    users: Vec<String>,
-    /// Users online but not in the list (UNLISTED).
-    unlisted: u64,
+    online: Online,
     conversation: Conversation,
     /// The last line sent, for Up.
     last_line: String,
@@ -137,8 +135,7 @@ pub fn run(config: Config, key: Result<Key, KeyTrouble>, utc_offset: i64) -> Exi
         network: None,
         session: 0,
         status,
-        users: Vec::new(),
-        unlisted: 0,
+        online: Online::default(),
         conversation: Conversation::new(texts, "", utc_offset),
         last_line: String::new(),
         event_log,
@@ -233,7 +230,7 @@ impl App {
             return self.ask(&why, Field::Nick);
         }
         self.status = Status { nick, server: format::server_text(&host, port), link: Link::Connecting, outbox: 0 };
-        (self.users, self.unlisted) = (Vec::new(), 0);
+        self.online = Online::default();
         self.chat.set_users(&[], "", self.texts.get(S::Online));
         self.set_marker(false);
         self.chat.show();
@@ -263,7 +260,7 @@ impl App {
                 self.chat.set_input(&line);
             }
             Message::PickUser => {
-                if let Some(nick) = self.chat.picked_user().and_then(|index| self.users.get(index)) {
+                if let Some(nick) = self.chat.picked_user().and_then(|index| self.online.names.get(index)) {
                     let line = format!("/msg {nick} ");
                     self.chat.set_input(&line);
                 }
@@ -372,23 +369,18 @@ impl App {
                     eprintln!("chat-client: {}: {err}", self.config.state_dir.join(LAST_LOGIN_FILE).display());
                 }
             }
-            Event::Users(users) => self.users = users.clone(),
-            // With people left out of the list the room is large: arrivals
-            // and departures would flood the conversation, and a name moving
-            // into the list did not just come.
-            Event::Joined(nick) => {
-                self.users.push(nick.clone());
-                if self.unlisted == 0 {
-                    self.conversation.notice(Kind::Presence, &texts.fill(S::Joined, &[("nick", nick)]), now);
+            Event::Users(_) | Event::Joined(_) | Event::Left(_) | Event::Unlisted(_) => {
+                let told = self.online.follow(&event);
+                match &event {
+                    Event::Joined(nick) if told => {
+                        self.conversation.notice(Kind::Presence, &texts.fill(S::Joined, &[("nick", nick)]), now)
+                    }
+                    Event::Left(nick) if told => {
+                        self.conversation.notice(Kind::Presence, &texts.fill(S::Left, &[("nick", nick)]), now)
+                    }
+                    _ => {}
                 }
             }
-            Event::Left(nick) => {
-                self.users.retain(|user| nick_key(user) != nick_key(nick));
-                if self.unlisted == 0 {
-                    self.conversation.notice(Kind::Presence, &texts.fill(S::Left, &[("nick", nick)]), now);
-                }
-            }
-            Event::Unlisted(count) => self.unlisted = *count,
             Event::Message { msg, missed } => self.conversation.message(msg, *missed),
             Event::Queued { client_id, to, text } => self.conversation.queued(*client_id, to.as_deref(), text, now),
             Event::Sent { client_id, id } => self.conversation.sent(*client_id, *id),
@@ -407,8 +399,8 @@ impl App {
                 if self.status.link == Link::Connected {
                     let why = trouble_text(reason, texts);
                     self.conversation.notice(Kind::Problem, &texts.fill(S::ConnectionLost, &[("reason", &why)]), now);
-                    (self.users, self.unlisted) = (Vec::new(), 0);
                 }
+                self.online.follow(&event);
                 self.status.link = Link::Offline { reason: reason.clone(), retry_at: Instant::now() + *retry_in };
             }
             Event::Rejected { .. } if self.closing => {}
@@ -435,13 +427,9 @@ impl App {
             event,
             Event::Users(_) | Event::Joined(_) | Event::Left(_) | Event::Unlisted(_) | Event::Disconnected { .. }
         ) {
-            format::sort_users(&mut self.users);
-            let label = match self.unlisted {
-                0 => texts.get(S::Online).to_string(),
-                count => texts.fill(S::OnlineMore, &[("count", &count.to_string())]),
-            };
-            self.chat.set_users(&self.users, &self.status.nick, &label);
-            self.log(&format!("window\tusers\t{label}\t{}", self.users.join(",")));
+            let label = self.online.label(texts);
+            self.chat.set_users(&self.online.names, &self.status.nick, &label);
+            self.log(&format!("window\tusers\t{label}\t{}", self.online.names.join(",")));
         }
         if let Some(line) = line {
             self.log(&line);

@@ -1,11 +1,13 @@
 //! What a line of the conversation is made of, decided without drawing:
 //! a message as parts (time, names, text) with a stable colour per name,
 //! our own messages while they wait for the server, notices; the order of
-//! the users list, and the dialog's `host:port` and remembered values.
+//! the users list and its label, and the dialog's `host:port` and remembered values.
 //! Pure, so unit tests cover it without a display.
 
-use chat_client::ChatMsg;
+use chat_client::{ChatMsg, Event};
 use chat_common::validate::nick_key;
+
+use super::strings::{S, Texts};
 
 /// How many name colours there are; `view.rs` holds the colours.
 pub const PALETTE_LEN: usize = 8;
@@ -167,6 +169,42 @@ pub fn sort_users(users: &mut Vec<String>) {
     users.dedup_by_key(|nick| nick_key(nick));
 }
 
+/// Who the users list shows: the names the server listed, in display
+/// order, and how many more are online but not listed (UNLISTED).
+#[derive(Default)]
+pub struct Online {
+    pub names: Vec<String>,
+    pub unlisted: u64,
+}
+
+impl Online {
+    /// Follows a presence event (a lost connection empties the list).
+    /// Returns whether the conversation should tell of it: a join or a
+    /// leave, unless people are left out of the list. Then the room is
+    /// large, arrivals would flood the conversation, and a name moving
+    /// into the list did not just come.
+    pub fn follow(&mut self, event: &Event) -> bool {
+        match event {
+            Event::Users(names) => self.names = names.clone(),
+            Event::Joined(nick) => self.names.push(nick.clone()),
+            Event::Left(nick) => self.names.retain(|name| nick_key(name) != nick_key(nick)),
+            Event::Unlisted(count) => self.unlisted = *count,
+            Event::Disconnected { .. } => *self = Online::default(),
+            _ => return false,
+        }
+        sort_users(&mut self.names);
+        self.unlisted == 0 && matches!(event, Event::Joined(_) | Event::Left(_))
+    }
+
+    /// The list's label: "Online", with the count of the others if any.
+    pub fn label(&self, texts: Texts) -> String {
+        match self.unlisted {
+            0 => texts.get(S::Online).to_string(),
+            count => texts.fill(S::OnlineMore, &[("count", &count.to_string())]),
+        }
+    }
+}
+
 /// `host:port`, with brackets around an IPv6 address.
 pub fn server_text(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
@@ -239,6 +277,24 @@ mod tests {
         assert_eq!(clock(time_ms, 15 * 3600), "00:05");
         assert_eq!(clock(0, 0), "00:00");
         assert_eq!(clock(u64::MAX, 0).len(), 5);
+    }
+
+    #[test]
+    fn past_the_list_limit_the_others_are_counted_and_no_one_is_announced() {
+        let (mut online, texts) = (Online::default(), Texts { language: chat_client::Language::English });
+        assert!(!online.follow(&Event::Users(vec!["bob".into(), "Ana".into()])));
+        assert!(online.follow(&Event::Joined("carol".into())), "a room that fits announces arrivals");
+        assert_eq!((online.names.join(","), online.label(texts)), ("Ana,bob,carol".into(), "Online".into()));
+        assert!(!online.follow(&Event::Unlisted(2)));
+        assert!(!online.follow(&Event::Left("bob".into())), "past the limit, no one is announced");
+        assert!(!online.follow(&Event::Joined("dave".into())), "dave moved into the list");
+        assert_eq!(
+            (online.names.join(","), online.label(texts)),
+            ("Ana,carol,dave".into(), "Online, and 2 more".into())
+        );
+        online
+            .follow(&Event::Disconnected { reason: chat_client::Trouble::Closed, retry_in: std::time::Duration::ZERO });
+        assert!(online.names.is_empty() && online.unlisted == 0);
     }
 
     #[test]
