@@ -121,7 +121,7 @@ pub(crate) struct Written {
 /// 1. a SEND with a flipped bit;
 /// 2. malformed frames under good tags (a text that is not UTF-8, a PING
 ///    with a trailing byte, a kind the client may not send, a USERS with
-///    a flag of 2), then a frame over the size limit;
+///    a flag of 2), a good UNLISTED, then a frame over the size limit;
 /// 3. a CHALLENGE whose nonce is the HELLO's (a reflection);
 /// 4. a HELLO of version 2, and the server's FAIL.
 pub(crate) fn written_capture() -> Written {
@@ -152,9 +152,10 @@ pub(crate) fn written_capture() -> Written {
     let trailing = sealed(&mut up, kind::PING, &[0]);
     let wrong_way = sealed(&mut up, kind::SENT, &[0; 16]);
     let mut down = Sealer::new(&s2c_key);
-    let bad_flag = [
+    let from_server = [
         sealed(&mut down, kind::WELCOME, &[0, 1, b'a', 0, 0, 0, 0, 0, 0, 0, 0]),
         sealed(&mut down, kind::USERS, &[2, 0, 0]),
+        sealed(&mut down, kind::UNLISTED, &9000u64.to_be_bytes()),
     ];
 
     let mut pcap = PcapWriter::new();
@@ -181,7 +182,7 @@ pub(crate) fn written_capture() -> Written {
     for frame in [&bad_text, &trailing, &wrong_way] {
         pcap.send(&mut conn, true, frame);
     }
-    pcap.send(&mut conn, false, &bad_flag.concat());
+    pcap.send(&mut conn, false, &from_server.concat());
     pcap.send(&mut conn, true, &[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
     let mut conn = pcap.connect(40003, 5555);
     pcap.send(&mut conn, true, hello);
@@ -273,9 +274,11 @@ fn each_tampering_in_a_written_capture_is_reported() {
         ("SENT", "verified", "Malformed: unknown kind for this direction; the receiver closes [P-15]"),
         ("WELCOME", "verified", ""),
         ("USERS", "verified", "Malformed: last flag is 2"),
+        ("UNLISTED", "verified", ""),
         ("?", "", "Frame too long (2147483647 bytes, max 65536): the receiver closes the connection [P-2]"),
     ];
     assert_eq!(problems, wanted, "{}", describe(&malformed));
+    assert_eq!(malformed[10].get("hmacchat.unlisted"), Some("9000"), "{:?}", malformed[10]);
 
     let reflected = in_stream(&pdus, 3);
     assert_eq!(reflected[1].kind(), "CHALLENGE");
