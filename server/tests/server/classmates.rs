@@ -282,3 +282,23 @@ fn falling_behind_is_bounded_in_bytes() {
         assert_eq!(away.next_msg().text.len(), 1000);
     }
 }
+
+/// Logging in dozens of nicknames so that every newcomer is sent all of
+/// them: the list names at most `--max-listed`, the rest are a count, so a
+/// login costs a bounded list however many the classmate brings.
+#[test]
+fn a_crowd_of_logins_costs_each_newcomer_a_bounded_list() {
+    let server = TestServer::start(&["--host", "::", "--max-listed", "5"]);
+    let crowd: Vec<TestClient> =
+        (0..40).map(|n| login_from(&server, "127.0.0.1", &format!("bot{n}")).expect("a bot logs in")).collect();
+    let mut ana = login_from(&server, "::1", "ana").expect("ana logs in");
+    let listed = ana.recv_until(|m| match m {
+        ServerMsg::Users { last: true, nicks } => Some(nicks.clone()),
+        _ => None,
+    });
+    assert_eq!(listed, ["bot0", "bot1", "bot2", "bot3", "bot4"], "the first five to come, no more");
+    let unlisted = ana.recv_until(|m| if let ServerMsg::Unlisted { count } = m { Some(*count) } else { None });
+    assert_eq!(unlisted, 36, "the other 35 bots and ana herself are a count");
+    others_carry_on(&server, "1");
+    drop(crowd);
+}
